@@ -20,6 +20,7 @@ from pconv_kit.losses import (
     hole_loss,
     inpainting_loss,
     perceptual_loss,
+    ssim_loss,
     style_loss,
     total_variation_loss,
     valid_loss,
@@ -317,24 +318,31 @@ def test_no_hole_means_zero_hole_and_tv():
 
 
 def test_default_weights_are_the_papers():
-    assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
+    assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1, "ssim": 0.0}
     assert InpaintingLoss().weights == DEFAULT_WEIGHTS
 
 
 @pytest.mark.parametrize(
     "weights",
-    [{}, {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0}, {"style": 0.0, "hole": 0.0}],
+    [
+        {},
+        {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0},
+        {"style": 0.0, "hole": 0.0},
+        {"ssim": 2.5, "tv": 0.0},
+    ],
 )
 def test_total_is_weighted_sum(weights):
     out, gt, mask = _sample(2, 3, 8, 8, seed=10)
     terms = InpaintingLoss(TinyFeatures().double(), **weights)(out, gt, mask)
     w = {**DEFAULT_WEIGHTS, **weights}
+    assert ("ssim" in terms) == (w["ssim"] > 0)  # the SSIM term is only computed when it is used
     expected = (
         w["valid"] * terms["valid"]
         + w["hole"] * terms["hole"]
         + w["perceptual"] * terms["perceptual"]
         + w["style"] * (terms["style_out"] + terms["style_comp"])
         + w["tv"] * terms["tv"]
+        + w["ssim"] * terms.get("ssim", 0.0)
     )
     torch.testing.assert_close(terms["total"], expected)
 
@@ -388,6 +396,84 @@ def test_half_precision_tv_does_not_overflow():
     tv = total_variation_loss(img, mask)
     assert torch.isfinite(tv)
     assert float(tv) == pytest.approx(2 * 255 / 256, rel=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The optional SSIM term, against a NumPy SSIM written from Wang et al. 2004
+# ----------------------------------------------------------------------------------------------------------
+
+
+def ref_ssim(a: np.ndarray, b: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:
+    """Mean SSIM of two (B, C, H, W) arrays: Gaussian-weighted local statistics over a reflect-padded window
+    (C1 = 0.01^2, C2 = 0.03^2, data range 1), one window position per pixel, plain loops."""
+    r = window // 2
+    g = np.exp(-((np.arange(window) - r) ** 2) / (2 * sigma**2))
+    g = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = 0.01**2, 0.03**2
+    b_, c_, h, w = a.shape
+    pad = ((0, 0), (0, 0), (r, r), (r, r))
+    pa, pb = np.pad(a, pad, mode="reflect"), np.pad(b, pad, mode="reflect")
+    scores = []
+    for n in range(b_):
+        for k in range(c_):
+            for i in range(h):
+                for j in range(w):
+                    x, y = pa[n, k, i : i + window, j : j + window], pb[n, k, i : i + window, j : j + window]
+                    mx, my = (g * x).sum(), (g * y).sum()
+                    vx, vy = (g * x * x).sum() - mx**2, (g * y * y).sum() - my**2
+                    cov = (g * x * y).sum() - mx * my
+                    scores.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 12, 12), (2, 3, 9, 14)])
+def test_ssim_loss_matches_the_reference(shape):
+    gen = torch.Generator().manual_seed(21)
+    a = torch.rand(*shape, generator=gen, dtype=torch.float64)
+    b = (a + 0.2 * torch.rand(*shape, generator=gen, dtype=torch.float64)).clamp(0, 1)
+    got = ssim_loss(a, b)
+    assert got.dtype == torch.float64
+    assert float(got) == pytest.approx(1 - ref_ssim(a.numpy(), b.numpy()), abs=1e-9)
+    assert float(ssim_loss(a, a)) == pytest.approx(0.0, abs=1e-9)
+    assert 0 < float(ssim_loss(a, 1 - a)) <= 2
+
+
+def test_ssim_term_is_the_composite_score_and_only_moves_hole_pixels():
+    out, gt, mask = _sample(2, 3, 12, 12, seed=22)
+    out.requires_grad_(True)
+    terms = inpainting_loss(out, gt, mask, ssim=1.0, valid=0.0, hole=0.0, tv=0.0)
+    torch.testing.assert_close(terms["ssim"], ssim_loss(composite(out, gt, mask), gt))
+    torch.testing.assert_close(terms["total"], terms["ssim"])
+    (grad,) = torch.autograd.grad(terms["total"], out)
+    assert torch.all(grad[mask.expand_as(grad) == 1] == 0) and grad.abs().sum() > 0
+    # the term is 0 when the holes are filled with the truth, and the mean over the batch
+    assert float(inpainting_loss(gt, gt, mask, ssim=1.0)["ssim"]) == pytest.approx(0.0, abs=1e-9)
+    items = [ssim_loss(composite(out[n : n + 1], gt[n : n + 1], mask[n : n + 1]), gt[n : n + 1]) for n in range(2)]
+    torch.testing.assert_close(terms["ssim"], torch.stack(items).mean())
+
+
+def test_ssim_loss_gradcheck_and_half_precision():
+    gen = torch.Generator().manual_seed(23)
+    a = torch.rand(1, 2, 8, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(1, 2, 8, 8, generator=gen, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: ssim_loss(x, b, window_size=5), (a,))
+    half = ssim_loss(a.detach().half(), b.half())
+    assert half.dtype == torch.float32
+    assert float(half) == pytest.approx(float(ssim_loss(a.detach(), b)), abs=2e-3)
+
+
+def test_ssim_loss_errors():
+    x = torch.rand(1, 3, 5, 16)
+    with pytest.raises(ShapeError, match=r"window 11 needs H and W larger than 5; got \(1, 3, 5, 16\)"):
+        ssim_loss(x, x)
+    with pytest.raises(ShapeError, match=r"same shape as image \(1, 3, 5, 16\); got \(1, 3, 5, 8\)"):
+        ssim_loss(x, x[..., :8], window_size=3)
+    with pytest.raises(InputValueError, match="odd"):
+        ssim_loss(x, x, window_size=4)
+    with pytest.raises(ShapeError, match="image"):
+        ssim_loss(x[0], x[0])
+    with pytest.raises(InputValueError, match="'ssim' must be finite and >= 0"):
+        InpaintingLoss(ssim=-0.5)
 
 
 # ----------------------------------------------------------------------------------------------------------

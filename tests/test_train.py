@@ -170,6 +170,21 @@ def test_perceptual_path_with_an_untrained_vgg(tmp_path: Path, photos: Path) -> 
               feature_extractor=VGG16Features(pretrained=False), reporter="none")
 
 
+def test_ssim_term(tmp_path: Path, photos: Path) -> None:
+    rec = Recorder()
+    cfg = TrainConfig(
+        images=str(photos), out=str(tmp_path / "run"), steps=2, log_every=1, val_every=2, loss_ssim=2.0, **TINY
+    )
+    train(cfg, reporter=rec)
+    for r in rec.train:
+        assert 0 < r["ssim"] <= 2
+        expected = r["valid"] + 6 * r["hole"] + 0.1 * r["tv"] + 2.0 * r["ssim"]
+        assert r["total"] == pytest.approx(expected, rel=1e-5)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all("ssim" in x for x in lines if x["split"] == "train")
+    assert TrainConfig.from_toml(tmp_path / "run" / "config.toml").loss_ssim == 2.0
+
+
 def test_finetune_stage(tmp_path: Path, photos: Path) -> None:
     common = dict(images=str(photos), log_every=1, val_every=10, **TINY)
     train(TrainConfig(out=str(tmp_path / "a"), steps=2, **common), reporter="none")

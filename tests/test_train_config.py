@@ -18,6 +18,7 @@ def test_defaults_are_the_papers() -> None:
     cfg = TrainConfig()
     assert (cfg.lr, cfg.finetune_lr) == (2e-4, 5e-5)
     assert (cfg.loss_valid, cfg.loss_hole, cfg.loss_perceptual, cfg.loss_style, cfg.loss_tv) == (1, 6, 0.05, 120, 0.1)
+    assert cfg.loss_ssim == 0  # not in the paper: off unless asked for
     assert cfg.size == 256 and cfg.perceptual and not cfg.finetune
     assert cfg.stage_lr == 2e-4
     assert dataclasses.replace(cfg, finetune=True).stage_lr == 5e-5

@@ -15,6 +15,13 @@ Every term is computed per image and averaged over the batch::
 
 where ``P`` is the hole region dilated by one pixel (3x3 square structuring element, with
 :func:`kornia.morphology.dilation`).
+
+One optional term is not in the paper (weight 0 by default, so the paper's total is unchanged)::
+
+    L_ssim       = 1 - mean SSIM(I_comp, I_gt)   (kornia.metrics.ssim, Gaussian window 11, sigma 1.5)
+
+It is the structural-similarity score that ``pconv-kit eval`` reports, made a loss: it rewards fills whose
+local mean, contrast and correlation with the ground truth match, which L1 weighs only indirectly.
 """
 
 from __future__ import annotations
@@ -37,13 +44,25 @@ __all__ = [
     "hole_loss",
     "inpainting_loss",
     "perceptual_loss",
+    "ssim_loss",
     "style_loss",
     "total_variation_loss",
     "valid_loss",
 ]
 
-DEFAULT_WEIGHTS: dict[str, float] = {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
-"""The paper's weights (eq. 8). ``style`` multiplies both ``style_out`` and ``style_comp``."""
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "valid": 1.0,
+    "hole": 6.0,
+    "perceptual": 0.05,
+    "style": 120.0,
+    "tv": 0.1,
+    "ssim": 0.0,
+}
+"""The paper's weights (eq. 8). ``style`` multiplies both ``style_out`` and ``style_comp``; ``ssim`` (not in
+the paper) is off."""
+
+SSIM_WINDOW = 11
+"""Gaussian window (sigma 1.5) of :func:`ssim_loss`, the same as ``pconv-kit eval``'s SSIM."""
 
 
 def _check_triplet(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
@@ -173,6 +192,44 @@ def total_variation_loss(image: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     tv_x = (pairs_x * (image[..., :, 1:] - image[..., :, :-1]).abs()).sum()
     tv_y = (pairs_y * (image[..., 1:, :] - image[..., :-1, :]).abs()).sum()
     return (tv_x + tv_y) / image.numel()
+
+
+def ssim_loss(image: torch.Tensor, target: torch.Tensor, window_size: int = SSIM_WINDOW) -> torch.Tensor:
+    """``L_ssim = 1 - mean SSIM(image, target)``, per image and averaged over the batch (not in the paper).
+
+    SSIM is :func:`kornia.metrics.ssim` with a Gaussian window (sigma 1.5) and ``max_val=1``, computed in
+    at least float32, the score ``pconv-kit eval`` reports. Use it with the composite ``I_comp``: pixels far
+    from the holes then score 1 and pass no gradient.
+
+    Args:
+        image: ``(B, C, H, W)`` in ``[0, 1]``.
+        target: ``(B, C, H, W)`` in ``[0, 1]``.
+        window_size: odd window side; ``H`` and ``W`` must exceed ``window_size // 2``.
+
+    Returns:
+        Scalar tensor in ``[0, 2]`` (0 for identical images).
+
+    Example:
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> float(ssim_loss(x, x)) < 1e-6, float(ssim_loss(x, 1 - x)) > 1
+        (True, True)
+    """
+    import kornia  # imported here: kornia adds ~0.3 s to `import pconv_kit`
+
+    dims = check_shape(image, "B C H W", "image")
+    check_tensor(target, "target")
+    if target.shape != image.shape:
+        raise ShapeError(f"target must have the same shape as image {tuple(image.shape)}; got {tuple(target.shape)}")
+    if window_size < 1 or window_size % 2 == 0:
+        raise InputValueError(f"window_size must be a positive odd number; got {window_size}")
+    if min(dims["H"], dims["W"]) <= window_size // 2:
+        raise ShapeError(
+            f"ssim_loss with window {window_size} needs H and W larger than {window_size // 2}; "
+            f"got {tuple(image.shape)}"
+        )
+    with _autocast_off(image.device.type):
+        score = kornia.metrics.ssim(_upcast(image), _upcast(target), window_size=window_size, max_val=1.0)
+    return 1 - score.mean()
 
 
 def _upcast(x: torch.Tensor) -> torch.Tensor:
@@ -316,6 +373,7 @@ def inpainting_loss(
     perceptual: float = 0.05,
     style: float = 120.0,
     tv: float = 0.1,
+    ssim: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """All terms of the paper's loss and their weighted sum.
 
@@ -331,10 +389,12 @@ def inpainting_loss(
             for pixel-only training (no ``perceptual``/``style_*`` terms).
         valid, hole, perceptual, style, tv: term weights (``style`` applies to ``style_out`` and
             ``style_comp``).
+        ssim: weight of :func:`ssim_loss` of the composite (not in the paper; 0 leaves it out).
 
     Returns:
-        Dict of scalar tensors: ``valid``, ``hole``, ``tv`` and, with a feature extractor, ``perceptual``,
-        ``style_out``, ``style_comp`` (all unweighted), plus ``total`` (the weighted sum).
+        Dict of scalar tensors: ``valid``, ``hole``, ``tv``; with a feature extractor ``perceptual``,
+        ``style_out``, ``style_comp``; with ``ssim > 0`` ``ssim`` (all unweighted); and ``total`` (the
+        weighted sum).
 
     Raises:
         ShapeError / InputValueError: mismatched shapes, devices or dtypes, mask values outside ``[0, 1]``,
@@ -348,7 +408,9 @@ def inpainting_loss(
         (['hole', 'total', 'tv', 'valid'], 0.0, True)
     """
     _check_triplet(output, target, mask)
-    w = _check_weights({"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv})
+    w = _check_weights(
+        {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim}
+    )
     comp = mask * target + (1 - mask) * output
     diff = output - target
     terms: dict[str, torch.Tensor] = {
@@ -377,6 +439,9 @@ def inpainting_loss(
         terms["style_comp"] = _style_from_grams([g[b:] for g in grams], grams_gt)
     terms["tv"] = total_variation_loss(comp, mask)
     total = w["valid"] * terms["valid"] + w["hole"] * terms["hole"] + w["tv"] * terms["tv"]
+    if w["ssim"] > 0:
+        terms["ssim"] = ssim_loss(comp, target)
+        total = total + w["ssim"] * terms["ssim"]
     if feature_extractor is not None:
         total = (
             total
@@ -398,11 +463,13 @@ class InpaintingLoss(nn.Module):
         perceptual: weight of ``L_perceptual`` (paper: 0.05).
         style: weight of ``L_style_out`` and of ``L_style_comp`` (paper: 120).
         tv: weight of ``L_tv`` (paper: 0.1).
+        ssim: weight of ``L_ssim`` of the composite (not in the paper: 0, left out).
 
     Shape:
         - output, target: ``(B, C, H, W)``; mask: ``(B, 1, H, W)`` or ``(B, C, H, W)`` (1 = valid).
         - Returns: dict of scalar tensors, keys ``valid``, ``hole``, ``tv`` (+ ``perceptual``,
-          ``style_out``, ``style_comp`` with a feature extractor) and ``total``.
+          ``style_out``, ``style_comp`` with a feature extractor, + ``ssim`` when its weight is > 0) and
+          ``total``.
 
     Example:
         >>> from pconv_kit.losses import VGG16Features
@@ -424,6 +491,7 @@ class InpaintingLoss(nn.Module):
         perceptual: float = 0.05,
         style: float = 120.0,
         tv: float = 0.1,
+        ssim: float = 0.0,
     ) -> None:
         super().__init__()
         if feature_extractor is not None and not isinstance(feature_extractor, nn.Module):
@@ -432,7 +500,7 @@ class InpaintingLoss(nn.Module):
             )
         self.feature_extractor = feature_extractor
         self.weights = _check_weights(
-            {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv}
+            {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim}
         )
 
     def extra_repr(self) -> str:

@@ -113,6 +113,7 @@ class TrainConfig:
     loss_perceptual: float = _f(0.05, "Weight of the perceptual term.", min=0.0)
     loss_style: float = _f(120.0, "Weight of each style term.", min=0.0)
     loss_tv: float = _f(0.1, "Weight of the total-variation term.", min=0.0)
+    loss_ssim: float = _f(0.0, "Weight of 1 - SSIM of the composite (not in the paper; 0 = off).", min=0.0)
     # ---------------------------------------------------------------- optimisation
     steps: int = _f(100_000, "Train until this step (a resumed run may raise it to go further).", min=1, group="optimisation")
     batch_size: int = _f(6, "Global batch size (split over torchrun processes).", min=1)

@@ -510,7 +510,13 @@ class _Trainer:
                 raise ConfigError("a feature_extractor was given but perceptual is false")
             extractor = None
         self.criterion = InpaintingLoss(
-            extractor, valid=cfg.loss_valid, hole=cfg.loss_hole, perceptual=cfg.loss_perceptual, style=cfg.loss_style, tv=cfg.loss_tv
+            extractor,
+            valid=cfg.loss_valid,
+            hole=cfg.loss_hole,
+            perceptual=cfg.loss_perceptual,
+            style=cfg.loss_style,
+            tv=cfg.loss_tv,
+            ssim=cfg.loss_ssim,
         ).to(device)
 
         torch.manual_seed(cfg.seed)  # type: ignore[arg-type]
