@@ -258,7 +258,7 @@ register_model(
         BUILTIN_MODEL,
         file="weights/pconv-photos-small.safetensors",
         description="PConvUNet(layer_size=7, base_channels=24), 3.6 M parameters, trained by pconv-kit on 43 "
-        "natural photos with pixel losses; any image size (padded to multiples of 128)",
+        "natural photos with pixel and SSIM losses; any image size (padded to multiples of 128)",
         license="weights Apache-2.0 (pconv-kit); trained on photos from Debian packages and Python wheels, each "
         "under its package's licence (docs/model_card.md)",
     ),
