@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmarks.common import compare
+from benchmarks.common import compare, ratio_columns
 from pconv_kit import PartialConv2d
 
 __all__ = ["LayerShape", "unet_layer_shapes", "run"]
@@ -166,11 +166,7 @@ def run(
                 "shape": shape.describe(),
                 "mode": mode,
                 "batch": batch,
-                "conv_ms": res["conv"]["median_s"] * 1e3,
-                "pconv_ms": res["pconv"]["median_s"] * 1e3,
-                "ratio": res["pconv"]["ratio"],
-                "ratio_iqr": res["pconv"]["ratio_iqr"],
-                "ratio_of_best": res["pconv"]["ratio_of_best"],
+                **ratio_columns(res, "conv", "pconv"),
             }
             rows.append(row)
             if verbose:

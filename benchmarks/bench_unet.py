@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import compare, synchronize
+from benchmarks.common import compare, ratio_columns, synchronize
 from benchmarks.plain_unet import PlainUNet, conv_flops
 from pconv_kit import PConvUNet
 
@@ -154,11 +154,7 @@ def run(
             "what": "inference",
             "size": size,
             "batch": infer_batch,
-            "plain_ms": res["plain"]["median_s"] * 1e3,
-            "pconv_ms": res["pconv"]["median_s"] * 1e3,
-            "ratio": res["pconv"]["ratio"],
-            "ratio_iqr": res["pconv"]["ratio_iqr"],
-            "ratio_of_best": res["pconv"]["ratio_of_best"],
+            **ratio_columns(res, "plain", "pconv"),
             "conv_gflop": flops / 1e9,
             "pconv_gflops": flops / res["pconv"]["median_s"] / 1e9,
             "plain_gflops": flops / res["plain"]["median_s"] / 1e9,
@@ -210,11 +206,7 @@ def run(
             "what": "train step",
             "size": size,
             "batch": train_batch,
-            "plain_ms": res["plain"]["median_s"] * 1e3,
-            "pconv_ms": res["pconv"]["median_s"] * 1e3,
-            "ratio": res["pconv"]["ratio"],
-            "ratio_iqr": res["pconv"]["ratio_iqr"],
-            "ratio_of_best": res["pconv"]["ratio_of_best"],
+            **ratio_columns(res, "plain", "pconv"),
         }
         rows.append(row_tr)
         if verbose:

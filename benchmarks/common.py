@@ -155,6 +155,21 @@ def compare(
     return result
 
 
+def ratio_columns(result: dict[str, dict[str, Any]], base: str, other: str) -> dict[str, Any]:
+    """The row fields of a :func:`compare` result for ``other`` against the baseline ``base``.
+
+    Returns:
+        ``{"<base>_ms", "<other>_ms", "ratio", "ratio_iqr", "ratio_of_best"}`` (median times in ms).
+    """
+    return {
+        f"{base}_ms": result[base]["median_s"] * 1e3,
+        f"{other}_ms": result[other]["median_s"] * 1e3,
+        "ratio": result[other]["ratio"],
+        "ratio_iqr": result[other]["ratio_iqr"],
+        "ratio_of_best": result[other]["ratio_of_best"],
+    }
+
+
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Versions, threads, device and machine load: the context every result file records."""
     import numpy
