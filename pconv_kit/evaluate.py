@@ -262,6 +262,7 @@ def evaluate_folder(
     device: str | torch.device | None = None,
     strategy: str = "auto",
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
+    tta: int = 1,
     on_pair: Callable[[str, str | None], None] | None = None,
 ) -> EvalReport:
     """Fill each (image, mask) pair with the model and the baselines and score the composites.
@@ -277,7 +278,8 @@ def evaluate_folder(
         pairing: ``"auto"``, ``"stem"`` or ``"order"`` (see :func:`pair_files`).
         recursive: search sub-folders.
         limit: score at most this many pairs.
-        device, strategy, max_full_pixels: as in :func:`pconv_kit.inpaint`.
+        device, strategy, max_full_pixels, tta: as in :func:`pconv_kit.inpaint` (ignored when ``model`` is an
+            :class:`~pconv_kit.inpaint.Inpainter`).
         on_pair: called after each pair with ``(image name, failure reason or None)``.
 
     Raises:
@@ -301,7 +303,7 @@ def evaluate_folder(
     inpainter = (
         model
         if isinstance(model, Inpainter)
-        else Inpainter(model, device=device, strategy=strategy, max_full_pixels=max_full_pixels)
+        else Inpainter(model, device=device, strategy=strategy, max_full_pixels=max_full_pixels, tta=tta)
     )
     methods = [MODEL_METHOD, *baselines]
     results: list[PairResult] = []
@@ -340,6 +342,7 @@ def evaluate_folder(
         "masks_dir": str(masks_dir),
         "model": str(model) if isinstance(model, (str, os.PathLike)) else type(inpainter.model).__name__,
         "mask_convention": mask_convention,
+        "tta": inpainter.tta,
         "radius": radius,
         "ssim_window": 11,
         "psnr_cap_db": PSNR_CAP,

@@ -452,6 +452,7 @@ def fill_folder(
     shard: tuple[int, int] | None = None,
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
     crop_margin: int | None = None,
+    tta: int = 1,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> FillReport:
@@ -464,7 +465,8 @@ def fill_folder(
         mask: one mask file for every image.
         masks_dir: folder of masks matched by stem (and relative path with ``recursive``).
         mask_convention: how mask files encode holes: ``"hole-white"`` (default) or ``"valid-white"``.
-        strategy, device, max_full_pixels, crop_margin: as in :func:`pconv_kit.inpaint`.
+        strategy, device, max_full_pixels, crop_margin, tta: as in :func:`pconv_kit.inpaint` (ignored when
+            ``model`` is an :class:`~pconv_kit.inpaint.Inpainter`).
         batch_size: images of the same size filled in one model call.
         workers: reader threads and writer threads (each).
         recursive: also fill sub-folders; outputs mirror the relative paths.
@@ -530,7 +532,9 @@ def fill_folder(
     inpainter = (
         model
         if isinstance(model, Inpainter)
-        else Inpainter(model, device=device, strategy=strategy, max_full_pixels=max_full_pixels, crop_margin=crop_margin)
+        else Inpainter(
+            model, device=device, strategy=strategy, max_full_pixels=max_full_pixels, crop_margin=crop_margin, tta=tta
+        )
     )
     exclude = [masks_dir] if masks_dir is not None else []
     tasks, collisions = plan_tasks(

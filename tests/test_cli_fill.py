@@ -10,7 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pconv_kit.io import read_image, write_image, write_mask
+from pconv_kit.inpaint import inpaint
+from pconv_kit.io import read_image, read_mask, write_image, write_mask
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit_cli.main import cli
 
@@ -80,6 +81,7 @@ def test_missing_masks_listed_one_line_each(workspace: Path) -> None:
         (("--format", "gif"), "gif"),
         (("--quality", "0"), "quality"),
         (("--masks", "."), "not both"),
+        (("--tta", "3"), "'3' is not one of '1', '2', '4'"),
     ],
 )
 def test_bad_arguments_exit_2(workspace: Path, extra: tuple[str, ...], message: str) -> None:
@@ -112,6 +114,19 @@ def test_options_reach_the_job(workspace: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["concat", "img1.jpg"]
     assert read_image(workspace / "out" / "concat" / "img1.jpg").shape == (24, 96, 3)
+
+
+def test_tta_reaches_the_model(workspace: Path) -> None:
+    model = workspace / "model.safetensors"
+    result = invoke("fill", workspace / "in", workspace / "out", "--mask", workspace / "mask.png", "--model", model,
+                    "--tta", "4")
+    assert result.exit_code == 0, result.output
+    image = read_image(workspace / "in" / "img0.png")
+    valid = read_mask(workspace / "mask.png", "hole-white") > 0.5
+    got = read_image(workspace / "out" / "img0.png")
+    with_tta = inpaint(image, valid, str(model), tta=4)
+    assert np.abs(got.astype(int) - with_tta.astype(int)).max() <= 1
+    assert not np.array_equal(with_tta, inpaint(image, valid, str(model)))
 
 
 def test_torchrun_env_gives_each_rank_a_report(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -170,9 +170,12 @@ def test_eval_cli(pairs: Path) -> None:
         assert text in result.output
     data = json.loads((pairs / "eval.json").read_text())
     assert data["methods"] == ["pconv", "telea", "ns"] and len(data["pairs"]) == 6
+    assert data["settings"]["tta"] == 1
     assert {row["bin"] for row in data["table"]} >= {"0.01-0.1", "0.5-0.6", "all", "other"}
     only = runner.invoke(cli, args[:-2] + ["--baselines", "none", "--limit", "2"], catch_exceptions=False)
     assert only.exit_code == 0 and "telea" not in only.output and "2 pair(s) scored" in only.output
+    tta = runner.invoke(cli, args + ["--baselines", "none", "--tta", "2"], catch_exceptions=False)
+    assert tta.exit_code == 0 and json.loads((pairs / "eval.json").read_text())["settings"]["tta"] == 2
     bad = runner.invoke(cli, args + ["--baselines", "telea,lama"], catch_exceptions=False)
     assert bad.exit_code == 2 and "lama" in bad.output
     no_model = runner.invoke(cli, ["eval", str(pairs / "images"), str(pairs / "masks")], catch_exceptions=False)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import pconv_kit
 from pconv_kit.errors import ChecksumError, InputValueError, ShapeError, WeightsNotFoundError
-from pconv_kit.inpaint import Inpainter, hole_boxes, inpaint, reflect_pad
+from pconv_kit.inpaint import TTA_CHOICES, Inpainter, hole_boxes, inpaint, reflect_pad
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.registry import (
     ModelEntry,
@@ -88,13 +88,14 @@ def reference_fill(model: PConvUNet, image01: np.ndarray, valid: np.ndarray) -> 
     layout=st.sampled_from(["hw", "hw1", "hw3", "hw4"]),
     dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64]),
     seed=st.integers(0, 1000),
+    tta=st.sampled_from(TTA_CHOICES),
 )
-def test_known_pixels_bit_exact_any_size(h: int, w: int, layout: str, dtype: type, seed: int) -> None:
+def test_known_pixels_bit_exact_any_size(h: int, w: int, layout: str, dtype: type, seed: int, tta: int) -> None:
     model = tiny_model()
     shape = {"hw": (h, w), "hw1": (h, w, 1), "hw3": (h, w, 3), "hw4": (h, w, 4)}[layout]
     image = random_image(shape, dtype, seed)
     valid = hole_mask(h, w, seed) > 0.5
-    out = inpaint(image, valid, model)
+    out = inpaint(image, valid, model, tta=tta)
     assert out.shape == image.shape and out.dtype == image.dtype
     known = valid if image.ndim == 2 else valid[..., None].repeat(image.shape[2], axis=2)
     if layout == "hw4":
@@ -241,6 +242,63 @@ def test_tensor_gray_and_rgba(model: PConvUNet) -> None:
     assert gray.shape == (2, 1, 16, 16)
     hole_white = (1 - mask) * 255
     torch.testing.assert_close(inpaint(x, hole_white.to(torch.uint8), model, mask_convention="hole-white"), out)
+
+
+# ---------------------------------------------------------------------------------------------- test-time augmentation
+
+FLIPS = {1: [()], 2: [(), (1,)], 4: [(), (1,), (0,), (0, 1)]}  # numpy (H, W, C) axes of each flipped copy
+
+
+@pytest.mark.parametrize("tta", [2, 4])
+def test_tta_is_the_mean_of_the_flipped_fills(model: PConvUNet, tta: int) -> None:
+    # 40x56 is a multiple of the model's 8: no padding, so flipping commutes with the reference's padding
+    image = random_image((40, 56, 3), np.float32, 11)
+    valid = hole_mask(40, 56, 11)
+    fills = [np.flip(reference_fill(model, np.flip(image, f).copy(), np.flip(valid, f).copy()), f) for f in FLIPS[tta]]
+    expected = np.clip(np.mean(fills, axis=0), 0, 1)
+    out = inpaint(image, valid, model, tta=tta)
+    hole = valid == 0
+    np.testing.assert_allclose(out[hole], expected[hole], atol=1e-6)
+    assert np.abs(out[hole] - fills[0][hole]).max() > 1e-3  # the flipped copies did change the fill
+
+
+@given(seed=st.integers(0, 1000), tta=st.sampled_from(TTA_CHOICES), size=st.sampled_from([(16, 24), (32, 8)]))
+def test_tta_makes_the_fill_equivariant_to_its_flips(seed: int, tta: int, size: tuple[int, int]) -> None:
+    model = tiny_model()
+    image = random_image((*size, 3), np.float32, seed)
+    valid = hole_mask(*size, seed)
+    out = inpaint(image, valid, model, tta=tta)
+    hole = np.broadcast_to((valid == 0)[..., None], image.shape)
+    for flip in ((1,), (0,)):
+        mirrored = np.flip(inpaint(np.flip(image, flip).copy(), np.flip(valid, flip).copy(), model, tta=tta), flip)
+        gap = np.abs(mirrored - out)[hole].max()
+        if flip in FLIPS[tta]:
+            assert gap < 1e-5, (tta, flip)
+        else:  # a random model is not symmetric by itself
+            assert gap > 1e-3, (tta, flip)
+
+
+@pytest.mark.parametrize("bad", [0, 3, 8, True, "2", 2.0])
+def test_bad_tta(model: PConvUNet, bad: object) -> None:
+    with pytest.raises(InputValueError, match=r"tta must be one of \(1, 2, 4\)"):
+        Inpainter(model, tta=bad)  # type: ignore[arg-type]
+
+
+def test_tta_runs_one_pass_per_flip(model: PConvUNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ...]] = []
+    predict = model.predict
+
+    def spy(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape))
+        return predict(x, m)
+
+    monkeypatch.setattr(model, "predict", spy)
+    image = random_image((20, 30, 3), np.uint8, 12)
+    valid = hole_mask(20, 30, 12)
+    for tta in TTA_CHOICES:
+        calls.clear()
+        inpaint(image, valid, model, tta=tta)
+        assert calls == [(1, 3, 24, 32)] * tta
 
 
 # ---------------------------------------------------------------------------------------------- strategies

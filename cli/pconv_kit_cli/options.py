@@ -67,3 +67,14 @@ workers = click.option(
     show_default=True,
     help="Background threads for reading (decoding) and, as many again, for writing (encoding) images.",
 )
+
+tta = click.option(
+    "--tta",
+    type=click.Choice(["1", "2", "4"]),
+    default="1",
+    show_default=True,
+    callback=lambda _ctx, _param, value: int(value),
+    help="Test-time augmentation: fill this many flipped copies of each image and average them (1: off; 2: "
+    "also the left-right mirror; 4: also the upside-down copies). Slightly better fills for 2 or 4 times the "
+    "model time.",
+)

@@ -71,6 +71,7 @@ def _table(report: EvalReport) -> Table:
               "uses stems when any match.")
 @click.option("--recursive", "-r", is_flag=True, help="Search sub-folders of both folders.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score at most this many pairs.")
+@options.tta
 @options.device
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the table, every pair's scores and the failures as JSON.")
@@ -85,6 +86,7 @@ def eval_command(
     pairing: str,
     recursive: bool,
     limit: int | None,
+    tta: int,
     device: str,
     json_path: Path | None,
     quiet: bool,
@@ -110,7 +112,7 @@ def eval_command(
         with progress:
             report = evaluate_folder(
                 images_dir, masks_dir, model, baselines=baselines, radius=radius, mask_convention=mask_convention,
-                pairing=pairing, recursive=recursive, limit=limit, device=device, on_pair=on_pair,
+                pairing=pairing, recursive=recursive, limit=limit, device=device, tta=tta, on_pair=on_pair,
             )
         if json_path is not None:
             report.write_json(json_path)

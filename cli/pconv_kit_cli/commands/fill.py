@@ -37,6 +37,10 @@ Examples:
   pconv-kit fill scans/ out/ --mask scratch.png --mask-convention valid-white --format png
 
 \b
+  # the built-in model, each fill averaged over 4 flipped copies (4x the model time)
+  pconv-kit fill photos/ filled/ --masks masks/ --tta 4
+
+\b
   # sibling masks (a.jpg + a_mask.png) or transparent pixels, sub-folders too, a JSON report
   pconv-kit fill album/ album-filled/ --recursive --model model.safetensors --report report.json
 
@@ -126,6 +130,7 @@ def _kind(reason: str) -> str:
               "--max-full-pixels, else crop.")
 @click.option("--max-full-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_FULL_PIXELS, show_default=True,
               help="Largest image (in pixels) that 'auto' fills whole; the size 'resize' scales down to.")
+@options.tta
 @options.device
 @options.batch_size
 @options.workers
@@ -152,6 +157,7 @@ def fill(
     mask_convention: str,
     strategy: str,
     max_full_pixels: int,
+    tta: int,
     device: str,
     batch_size: int,
     workers: int,
@@ -221,6 +227,7 @@ def fill(
                 concat=concat,
                 shard=shard,
                 max_full_pixels=max_full_pixels,
+                tta=tta,
                 on_start=on_start,
                 on_result=on_result,
             )
