@@ -59,9 +59,15 @@ def test_card_table() -> None:
             {"bin": "0.01-0.1", "count": 2, "pconv": scores(30, 0.95), "telea": scores(29, 0.96), "ns": scores(29.5, 0.94)},
             {"bin": "0.1-0.2", "count": 0, "pconv": None, "telea": None, "ns": None},
             {"bin": "all", "count": 2, "pconv": scores(30, 0.95), "telea": scores(29, 0.96), "ns": scores(29.5, 0.94)},
-        ]
+        ],
+        "pairs": [
+            {"bin": "0.01-0.1", "metrics": {"pconv": scores(30, 0.97), "telea": scores(29, 0.96), "ns": scores(29, 0.96)}},
+            {"bin": "0.01-0.1", "metrics": {"pconv": scores(30, 0.93), "telea": scores(29, 0.96), "ns": scores(29, 0.92)}},
+            {"bin": "0.5-0.6", "metrics": {"pconv": scores(30, 0.93), "telea": scores(29, 0.92), "ns": scores(29, 0.92)}},
+        ],
     }
     lines = card_table.table(report, "m").splitlines()
     assert lines[0].startswith("| hole ratio | pairs | m PSNR / SSIM |")
     assert len(lines) == 4  # header, rule, two rows: the empty bin is left out
-    assert lines[2] == "| 0.01-0.1 | 2 | 30.00 / 0.9500 | 29.00 / 0.9600 | 29.50 / 0.9400 | +0.50 dB | -0.0100 |"
+    assert lines[2] == "| 0.01-0.1 | 2 | 30.00 / 0.9500 | 29.00 / 0.9600 | 29.50 / 0.9400 | +0.50 dB | -0.0100 | 1 |"
+    assert lines[3].endswith("| 2 |")  # all pairs: the first and the third

@@ -1,7 +1,8 @@
 """Print the Markdown results table of docs/model_card.md from a `pconv-kit eval --json` report.
 
-Each row gives the model's PSNR / SSIM, those of the two cv2.inpaint baselines (Telea, Navier-Stokes) and the
-margins over the better baseline of that bin; the last row covers all pairs.
+Each row gives the model's PSNR / SSIM, those of the two cv2.inpaint baselines (Telea, Navier-Stokes), the
+margins over the better baseline of that bin, and on how many of the bin's pairs the model's SSIM is above both
+baselines' (a bin mean can hide a coin flip); the last row covers all pairs.
 
 Usage:
     python tools/builtin_model/card_table.py eval.json [--name pconv-photos-small]
@@ -12,12 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
-def table(report: dict, name: str) -> str:
+def ssim_wins(report: dict[str, Any], bin_label: str) -> int:
+    """Pairs of the bin (``"all"``: every pair) where the model's SSIM beats both baselines'."""
+    return sum(
+        1
+        for pair in report["pairs"]
+        if bin_label in ("all", pair["bin"])
+        and pair["metrics"]["pconv"]["ssim"] > max(pair["metrics"]["telea"]["ssim"], pair["metrics"]["ns"]["ssim"])
+    )
+
+
+def table(report: dict[str, Any], name: str) -> str:
     lines = [
-        f"| hole ratio | pairs | {name} PSNR / SSIM | Telea PSNR / SSIM | NS PSNR / SSIM | PSNR margin | SSIM margin |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| hole ratio | pairs | {name} PSNR / SSIM | Telea PSNR / SSIM | NS PSNR / SSIM | PSNR margin | SSIM margin "
+        "| SSIM above both |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["table"]:
         if row["bin"] == "other" or row["count"] == 0:
@@ -27,7 +40,7 @@ def table(report: dict, name: str) -> str:
         ds = p["ssim"] - max(t["ssim"], n["ssim"])
         lines.append(
             f"| {row['bin']} | {row['count']} | {p['psnr']:.2f} / {p['ssim']:.4f} | {t['psnr']:.2f} / {t['ssim']:.4f} | "
-            f"{n['psnr']:.2f} / {n['ssim']:.4f} | {dp:+.2f} dB | {ds:+.4f} |"
+            f"{n['psnr']:.2f} / {n['ssim']:.4f} | {dp:+.2f} dB | {ds:+.4f} | {ssim_wins(report, row['bin'])} |"
         )
     return "\n".join(lines)
 
