@@ -2,7 +2,8 @@
 
 Each run is a real process (``python -m pconv_kit_cli train``) with one thread, so the runs are bitwise
 comparable: an uninterrupted reference, a run killed with SIGKILL while it writes checkpoints every step, and
-a run stopped with SIGINT (Ctrl-C), each resumed to the end.
+a run stopped with SIGINT (Ctrl-C), each resumed to the end; and a run with a data-loader worker whose whole
+process group is signalled, as a terminal's Ctrl-C or a batch scheduler does.
 """
 
 from __future__ import annotations
@@ -121,6 +122,36 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(photos: Path, reference: Path,
     done = _resume(out)
     assert done.returncode == 0, done.stderr
     assert _digest(out) == _digest(reference)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_to_the_process_group_with_workers(photos: Path, reference: Path, tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "run"
+    args = _args(photos, out)
+    args[args.index("--workers") + 1] = "1"
+    args[args.index("--checkpoint-every") + 1] = "100"  # only the stop writes a checkpoint
+    # a process group of its own, signalled as a whole: the main process and its data-loader worker
+    proc = subprocess.Popen(args, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "metrics.jsonl").exists() or "\n" not in (out / "metrics.jsonl").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        os.killpg(proc.pid, sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode == 0:  # the run was faster than the signal
+        pytest.skip("training finished before the signal arrived")
+    assert proc.returncode == 130, stderr
+    assert "checkpoint written" in stderr and "Traceback" not in stderr
+    state = load_training_state(out / "training_state.pt")
+    assert 1 <= state["step"] < STEPS
+    done = _resume(out)
+    assert done.returncode == 0, done.stderr
+    assert _digest(out) == _digest(reference)  # the worker count does not change the samples
 
 
 def _copy_photos(dest: Path) -> Path:

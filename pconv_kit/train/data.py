@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,12 +356,19 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def worker_init(worker_id: int) -> None:
-    """Data-loader worker set-up: one torch thread (the main process does the maths).
+    """Data-loader worker set-up: one torch thread (the main process does the maths), and SIGINT/SIGTERM ignored.
+
+    Ctrl-C in a terminal, ``kill -- -PGID`` and batch schedulers such as Slurm signal the whole process group,
+    workers included. A worker that died of it would make the main process fail with a traceback instead of
+    finishing its step and writing a checkpoint; ignoring the signals leaves the stop to the main process,
+    which shuts the workers down itself (and they exit with it if it is killed outright).
 
     OpenCV's thread count is deliberately left alone: changing it in a forked worker whose parent already
     started OpenCV's thread pool deadlocks (the pool's threads do not exist in the child).
     """
     torch.set_num_threads(1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class StepSampler(Sampler[int]):
