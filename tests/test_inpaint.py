@@ -284,7 +284,9 @@ def test_bad_tta(model: PConvUNet, bad: object) -> None:
         Inpainter(model, tta=bad)  # type: ignore[arg-type]
 
 
-def test_tta_runs_one_pass_per_flip(model: PConvUNet, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def predict_calls(model: PConvUNet, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The input shapes of every ``model.predict`` call made during the test."""
     calls: list[tuple[int, ...]] = []
     predict = model.predict
 
@@ -293,6 +295,11 @@ def test_tta_runs_one_pass_per_flip(model: PConvUNet, monkeypatch: pytest.Monkey
         return predict(x, m)
 
     monkeypatch.setattr(model, "predict", spy)
+    return calls
+
+
+def test_tta_runs_one_pass_per_flip(model: PConvUNet, predict_calls: list[tuple[int, ...]]) -> None:
+    calls = predict_calls
     image = random_image((20, 30, 3), np.uint8, 12)
     valid = hole_mask(20, 30, 12)
     for tta in TTA_CHOICES:
@@ -338,20 +345,12 @@ def test_crop_and_resize_on_a_larger_image(model: PConvUNet) -> None:
     assert np.array_equal(crop[t:b, l:r], box_only)
 
 
-def test_resize_downscales(model: PConvUNet, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[int, ...]] = []
-    predict = model.predict
-
-    def spy(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        seen.append(tuple(x.shape))
-        return predict(x, m)
-
-    monkeypatch.setattr(model, "predict", spy)
+def test_resize_downscales(model: PConvUNet, predict_calls: list[tuple[int, ...]]) -> None:
     image = random_image((120, 160, 3), np.uint8, 8)
     valid = np.ones((120, 160), bool)
     valid[40:60, 50:90] = False
     out = inpaint(image, valid, model, strategy="resize", max_full_pixels=60 * 80)
-    assert seen == [(1, 3, 64, 80)]  # 60x80 padded to multiples of 8
+    assert predict_calls == [(1, 3, 64, 80)]  # 60x80 padded to multiples of 8
     assert np.array_equal(out[valid], image[valid])
 
 
