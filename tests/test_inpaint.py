@@ -299,13 +299,12 @@ def predict_calls(model: PConvUNet, monkeypatch: pytest.MonkeyPatch) -> list[tup
 
 
 def test_tta_runs_one_pass_per_flip(model: PConvUNet, predict_calls: list[tuple[int, ...]]) -> None:
-    calls = predict_calls
     image = random_image((20, 30, 3), np.uint8, 12)
     valid = hole_mask(20, 30, 12)
     for tta in TTA_CHOICES:
-        calls.clear()
+        predict_calls.clear()
         inpaint(image, valid, model, tta=tta)
-        assert calls == [(1, 3, 24, 32)] * tta
+        assert predict_calls == [(1, 3, 24, 32)] * tta
 
 
 # ---------------------------------------------------------------------------------------------- strategies
