@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def test_fill_writes_outputs_and_report(workspace: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "done" in result.output and "3" in result.output
+    # the headline is one line, not wrapped at the narrower table's width
+    assert re.search(r"^pconv-kit fill: 3 done in \d+\.\d s \(\d+\.\d\d images/s\)$", result.output, re.M), result.output
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["img0.png", "img1.png", "img2.png"]
     report = json.loads((workspace / "r.json").read_text())
     assert report["counts"] == {"done": 3, "skipped": 0, "failed": 0}

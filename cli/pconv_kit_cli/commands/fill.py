@@ -6,7 +6,7 @@ import collections
 from pathlib import Path
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -80,9 +80,11 @@ def _report_path(path: Path, shard_from_launcher: tuple[int, int] | None) -> Pat
     return path.with_name(f"{path.stem}.rank{shard_from_launcher[0]}{path.suffix}")
 
 
-def _summary(report: FillReport) -> Table:
-    table = Table(title=f"pconv-kit fill: {report.counts['done']} done in {report.elapsed_s:.1f} s "
-                  f"({report.images_per_s:.2f} images/s)", title_justify="left")
+def _summary(report: FillReport) -> Group:
+    """The headline (a line of its own: a table title would wrap at the table's width) and the status table."""
+    headline = Text(f"pconv-kit fill: {report.counts['done']} done in {report.elapsed_s:.1f} s "
+                    f"({report.images_per_s:.2f} images/s)")
+    table = Table()
     table.add_column("status")
     table.add_column("files", justify="right")
     table.add_column("reasons")
@@ -95,7 +97,7 @@ def _summary(report: FillReport) -> Table:
             reasons = collections.Counter(r.reason for r in rows if r.reason)
         text = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
         table.add_row(Text(status, style=styles[status]), str(len(rows)), escape(text))
-    return table
+    return Group(headline, table)
 
 
 def _kind(reason: str) -> str:
