@@ -194,3 +194,42 @@ def test_help_states_the_convention_and_has_examples() -> None:
     assert result.exit_code == 0
     assert "WHITE = HOLE" in result.output and "--mask-convention" in result.output
     assert "pconv-kit masks --num" in result.output
+
+
+def test_kind_and_weights_draw_the_libraries_masks(tmp_path: Path) -> None:
+    from pconv_kit.masks import MaskGenerator, parse_weights
+
+    out = tmp_path / "blobs"
+    result = run("--num", "3", "--kind", "blobs", "--size", "64", "80", "--hole-ratio", "0.2", "0.3", "--seed", "4",
+                 "--out", str(out))
+    assert result.exit_code == 0, result.output
+    expected = MaskGenerator(64, 80, kind="blobs", hole_ratio=(0.2, 0.3), seed=4).sample(3)
+    for i in range(3):
+        np.testing.assert_array_equal(read_mask(out / f"mask_{i:05d}.png"), expected[i])
+    mixed = tmp_path / "mixed"
+    result = run("--num", "4", "--kind", "mixed", "--weights", "wide=1,thin=1", "--size", "48", "48", "--seed", "1",
+                 "--out", str(mixed))
+    assert result.exit_code == 0, result.output
+    gen = MaskGenerator(48, 48, kind="mixed", weights=parse_weights("wide=1,thin=1"), seed=1)
+    for i in range(4):
+        np.testing.assert_array_equal(read_mask(mixed / f"mask_{i:05d}.png"), gen())
+    # the help says which families there are, and how mask files encode holes
+    help_text = run("--help").output
+    for word in ("blobs", "wide", "mixed", "--weights", "WHITE = HOLE"):
+        assert word in help_text
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--kind", "stars"], "Invalid value for '--kind'"),
+        (["--kind", "mixed", "--weights", "blob=1"], "unknown mask families in weights: ['blob']"),
+        (["--weights", "wide=1"], "--weights applies to --kind mixed only"),
+        (["--kind", "mixed", "--max-units", "3"], "--kind mixed uses each family's own unit counts"),
+    ],
+)
+def test_bad_family_options_exit_2_before_writing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "masks"
+    result = run("--num", "2", "--size", "32", "32", "--out", str(out), *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not out.exists()

@@ -42,7 +42,7 @@ def test_every_key_has_help_and_a_toml_form() -> None:
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata["help"], f.name
     text = TrainConfig(images="a", out="b", seed=1, layer_size=7, base_channels=64, masks="m", vgg_weights="v",
-                       init_weights="w").to_toml()
+                       init_weights="w", mask_weights="wide=1").to_toml()
     for key in TrainConfig.keys():
         assert f"\n{key} = " in text, key
 
@@ -128,3 +128,52 @@ def test_resume_config_rules(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot resume .*does not exist"):
         resume_config(tmp_path / "nope")
     assert "steps" in RESUME_CHANGEABLE and "batch_size" not in RESUME_CHANGEABLE
+
+
+# ------------------------------------------------------------------------------ mask families
+def test_generated_masks_default_to_the_mixture_of_families() -> None:
+    cfg = TrainConfig()
+    assert cfg.mask_kind == "mixed" and cfg.mask_weights is None
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('mask_weights = "wide=1,blobs=1"', "wide=0.5,blobs=0.5"),
+        ("mask_weights = {wide = 3, boxes = 1}", "wide=0.75,boxes=0.25"),  # a TOML inline table works too
+    ],
+)
+def test_mask_weights_from_toml_are_normalised(text: str, expected: str) -> None:
+    cfg = TrainConfig.from_toml_string(text)
+    assert cfg.mask_weights == expected
+    assert TrainConfig.from_toml_string(cfg.to_toml()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mask_kind": "stars"}, "mask_kind must be one of units, wide, boxes, blobs, thin, mixed; got 'stars'"),
+        ({"mask_weights": "blob=1"}, "mask_weights: unknown mask families in weights: ['blob']"),
+        ({"mask_weights": 3}, "mask_weights must be a string like 'wide=0.3,blobs=0.3'; got 3"),
+        ({"mask_kind": "wide", "mask_weights": "wide=1"}, "mask_weights apply to mask_kind = mixed only"),
+    ],
+)
+def test_bad_mask_family_settings(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_a_run_from_before_mask_families_resumes_with_its_units_masks(tmp_path: Path) -> None:
+    run = tmp_path / "old_run"
+    run.mkdir()
+    text = TrainConfig(images="p", out=str(run), seed=1, layer_size=3, base_channels=4).to_toml()
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("mask_kind"))
+    (run / CONFIG_FILE).write_text(old, encoding="utf-8")
+    assert load_config(run).mask_kind == "units"
+    assert resume_config(run, steps=10).mask_kind == "units"
+    # a run directory written now keeps its own kind, and a plain TOML file gets the default
+    (run / CONFIG_FILE).write_text(text, encoding="utf-8")
+    assert load_config(run).mask_kind == "mixed"
+    (tmp_path / "c.toml").write_text(old, encoding="utf-8")
+    assert load_config(tmp_path / "c.toml").mask_kind == "mixed"

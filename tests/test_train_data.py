@@ -241,3 +241,17 @@ print(n)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "20"
+
+
+def test_generated_mask_source_uses_the_family_and_weights() -> None:
+    from pconv_kit.masks import MaskGenerator
+
+    source = make_mask_source(64, hole_ratio=(0.2, 0.3), kind="blobs")
+    mask = source(np.random.default_rng(0))
+    expected = MaskGenerator(64, 64, hole_ratio=(0.2, 0.3), kind="blobs")(np.random.default_rng(0))
+    np.testing.assert_array_equal(mask, expected)
+    mixed = make_mask_source(64, hole_ratio=(0.2, 0.3), kind="mixed", weights="thin=1")
+    generator = mixed.generator  # type: ignore[attr-defined]
+    for i in range(5):
+        m = mixed(np.random.default_rng(i))
+        assert 0.2 <= 1 - m.mean() <= 0.3 and generator.last_family == "thin"

@@ -5,6 +5,34 @@ written with :mod:`pconv_kit.io` (default file convention: white = hole).
 """
 
 from pconv_kit.masks.augment import MaskAugment, MaskFolder, augment_mask, fit_mask
-from pconv_kit.masks.generator import SHAPES, MaskGenerator, Unit, draw_units
+from pconv_kit.masks.generator import (
+    FAMILIES,
+    FAMILY_UNIT_COUNTS,
+    MASK_KINDS,
+    MIXED_WEIGHTS,
+    SHAPES,
+    UNIT_KINDS,
+    MaskGenerator,
+    Unit,
+    draw_units,
+    format_weights,
+    parse_weights,
+)
 
-__all__ = ["MaskGenerator", "Unit", "SHAPES", "draw_units", "MaskFolder", "MaskAugment", "augment_mask", "fit_mask"]
+__all__ = [
+    "MaskGenerator",
+    "Unit",
+    "SHAPES",
+    "UNIT_KINDS",
+    "FAMILIES",
+    "MASK_KINDS",
+    "MIXED_WEIGHTS",
+    "FAMILY_UNIT_COUNTS",
+    "draw_units",
+    "parse_weights",
+    "format_weights",
+    "MaskFolder",
+    "MaskAugment",
+    "augment_mask",
+    "fit_mask",
+]

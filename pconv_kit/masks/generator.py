@@ -1,8 +1,8 @@
-"""Random irregular masks made of *units*: lines, circles, ellipse arcs and rotated rectangles.
+"""Random masks of five families (and mixtures of them), with exact hole-ratio ranges and seeds.
 
-This follows the idea of the irregular-mask tool that came with an early TensorFlow port of partial
-convolutions (``--min_units`` / ``--max_units``) and of PConv-Keras's ``MaskGenerator``: random strokes are
-painted as holes on an empty canvas with OpenCV. Differences, all deliberate:
+The ``units`` family (the default) follows the irregular-mask tool that came with an early TensorFlow port of
+partial convolutions (``--min_units`` / ``--max_units``) and PConv-Keras's ``MaskGenerator``: random lines,
+discs, ellipse arcs and rectangles painted as holes with OpenCV. Differences, all deliberate:
 
 * a mask draws a random **total** number of units in ``[min_units, max_units]`` (both inclusive), each of a
   random kind (the TensorFlow tool drew that many units *of every kind*, with an exclusive upper bound);
@@ -11,7 +11,8 @@ painted as holes on an empty canvas with OpenCV. Differences, all deliberate:
 * an optional ``hole_ratio=(lo, hi)`` range that every returned mask satisfies;
 * reproducible with a seed through :func:`numpy.random.default_rng`.
 
-Sizes at ``unit_scale=1`` for an image of size ``s = sqrt(H * W)`` (``s = 512`` gives the pixel values):
+Sizes of the ``units`` family at ``unit_scale=1`` for an image of size ``s = sqrt(H * W)`` (``s = 512``
+gives the pixel values):
 
 | kind | geometry | at 512 x 512 |
 | --- | --- | --- |
@@ -22,6 +23,10 @@ Sizes at ``unit_scale=1`` for an image of size ``s = sqrt(H * W)`` (``s = 512`` 
 
 Line and arc thickness is ``2%-6%`` of ``s``. With the defaults (5-12 units) a 512 x 512 mask has a hole
 ratio of about 3-29% (median 13%, measured over 1000 masks); use ``hole_ratio`` to get a precise range.
+
+The other families (``wide`` brush strokes, ``boxes``, object-shaped ``blobs``, ``thin`` scratches) and the
+``mixed`` kind are described in :mod:`pconv_kit.masks.shapes` and in the user guide; wide holes far from
+any known pixel are what a model must learn to generalise (LaMa, Suvorov et al. 2022), and what people erase.
 """
 
 from __future__ import annotations
@@ -29,75 +34,43 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from pconv_kit.errors import InputValueError
+from pconv_kit.masks.shapes import FAMILIES, FAMILY_SAMPLERS, SHAPES, UNIT_KINDS, Unit, draw_units
 
-__all__ = ["SHAPES", "Unit", "MaskGenerator", "draw_units"]
+__all__ = [
+    "SHAPES",
+    "UNIT_KINDS",
+    "FAMILIES",
+    "MASK_KINDS",
+    "MIXED_WEIGHTS",
+    "FAMILY_UNIT_COUNTS",
+    "Unit",
+    "MaskGenerator",
+    "draw_units",
+    "parse_weights",
+    "format_weights",
+]
 
-#: The kinds of unit a :class:`MaskGenerator` can draw.
-SHAPES: tuple[str, ...] = ("line", "circle", "ellipse", "rectangle")
+#: What ``MaskGenerator(kind=...)`` accepts: one family, or ``"mixed"`` (a weighted mixture of them).
+MASK_KINDS: tuple[str, ...] = (*FAMILIES, "mixed")
 
-# Size ranges as fractions of s = sqrt(H * W) * unit_scale.
-_THICKNESS = (0.02, 0.06)
-_CIRCLE_RADIUS = (0.02, 0.08)
-_ELLIPSE_AXIS = (0.04, 0.30)
-_ELLIPSE_EXTENT_DEG = (60.0, 360.0)
-_RECT_SIDE = (0.04, 0.20)
+#: Default weights of ``kind="mixed"`` (normalised to sum to 1).
+MIXED_WEIGHTS: dict[str, float] = {"units": 0.15, "wide": 0.25, "boxes": 0.15, "blobs": 0.30, "thin": 0.15}
 
-
-@dataclass(frozen=True)
-class Unit:
-    """One drawn unit of a mask: its kind and integer pixel geometry (OpenCV ``(x, y)`` points).
-
-    ``params`` per kind:
-
-    * ``"line"``: ``pt1``, ``pt2``, ``thickness``
-    * ``"circle"``: ``center``, ``radius`` (filled)
-    * ``"ellipse"``: ``center``, ``axes``, ``angle``, ``start``, ``end`` (degrees), ``thickness``
-    * ``"rectangle"``: ``corners`` (4 points of the rotated rectangle, filled)
-
-    :meth:`draw` paints the unit, so a list of units replays a mask exactly (see :func:`draw_units`).
-    """
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def draw(self, canvas: np.ndarray, value: int = 1) -> None:
-        """Paint the unit into a ``(H, W)`` uint8 ``canvas`` in place with ``value`` (8-connected, no anti-aliasing)."""
-        p = self.params
-        if self.kind == "line":
-            cv2.line(canvas, p["pt1"], p["pt2"], value, p["thickness"], cv2.LINE_8)
-        elif self.kind == "circle":
-            cv2.circle(canvas, p["center"], p["radius"], value, -1, cv2.LINE_8)
-        elif self.kind == "ellipse":
-            cv2.ellipse(
-                canvas, p["center"], p["axes"], p["angle"], p["start"], p["end"], value, p["thickness"], cv2.LINE_8
-            )
-        elif self.kind == "rectangle":
-            cv2.fillConvexPoly(canvas, np.asarray(p["corners"], np.int32), value, cv2.LINE_8)
-        else:
-            raise InputValueError(f"unknown unit kind {self.kind!r}; expected one of {', '.join(SHAPES)}")
-
-
-def draw_units(units: Sequence[Unit], height: int, width: int) -> np.ndarray:
-    """Replay ``units`` on an empty canvas and return the valid-mask ``(H, W)`` float32 (1 = valid, 0 = hole).
-
-    Example:
-        >>> gen = MaskGenerator(64, 96, seed=0)
-        >>> mask, units = gen.generate()
-        >>> bool((draw_units(units, 64, 96) == mask).all())
-        True
-    """
-    canvas = np.zeros((height, width), np.uint8)
-    for unit in units:
-        unit.draw(canvas)
-    return (1 - canvas).astype(np.float32)
+#: Default ``(min_units, max_units without hole_ratio, max_units with hole_ratio)`` of each family: the unit
+#: count of a free mask, and enough units to reach a hole ratio of 0.6 when a range is asked for.
+FAMILY_UNIT_COUNTS: dict[str, tuple[int, int, int]] = {
+    "units": (5, 12, 60),
+    "wide": (1, 4, 40),
+    "boxes": (1, 3, 20),
+    "blobs": (1, 3, 12),
+    "thin": (3, 20, 800),
+}
 
 
 def seeded_rng(seed: object) -> np.random.Generator:
@@ -112,16 +85,77 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _lerp(u: float, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * u
+def parse_weights(text: str) -> dict[str, float]:
+    """Parse ``"wide=0.3,blobs=0.3,boxes=0.2"`` into normalised mixture weights over every family.
+
+    Families left out weigh 0. Used by ``pconv-kit masks --weights`` and the trainer's ``mask_weights``.
+
+    Example:
+        >>> parse_weights("wide=1, blobs=3")
+        {'units': 0.0, 'wide': 0.25, 'boxes': 0.0, 'blobs': 0.75, 'thin': 0.0}
+    """
+    weights: dict[str, float] = {}
+    for item in str(text).split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = None  # type: ignore[assignment]
+        if not sep or number is None:
+            raise InputValueError(f"mask weights must look like 'wide=0.3,blobs=0.3'; got {item.strip()!r} in {text!r}")
+        if name in weights:
+            raise InputValueError(f"mask weights name {name!r} twice in {text!r}")
+        weights[name] = number
+    if not weights:
+        raise InputValueError(f"mask weights must name at least one family ({', '.join(FAMILIES)}); got {text!r}")
+    return _check_weights(weights)
+
+
+def format_weights(weights: Mapping[str, float]) -> str:
+    """The text form of mixture weights that :func:`parse_weights` reads (families of weight 0 left out).
+
+    Example:
+        >>> format_weights({"units": 0.0, "wide": 0.25, "blobs": 0.75})
+        'wide=0.25,blobs=0.75'
+    """
+    return ",".join(f"{family}={weights[family]:g}" for family in FAMILIES if weights.get(family, 0.0) > 0)
+
+
+def _check_weights(weights: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
+    """Mixture weights as ``{family: weight}`` over every family, normalised to sum to 1."""
+    if isinstance(weights, Mapping):
+        unknown = [k for k in weights if k not in FAMILIES]
+        if unknown:
+            raise InputValueError(f"unknown mask families in weights: {unknown}; expected some of {', '.join(FAMILIES)}")
+        items = {f: weights.get(f, 0.0) for f in FAMILIES}
+    else:
+        values = list(weights)
+        if len(values) != len(FAMILIES):
+            raise InputValueError(
+                f"weights must have one value per family ({', '.join(FAMILIES)}); got {len(values)} values"
+            )
+        items = dict(zip(FAMILIES, values))
+    for family, w in items.items():
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            raise InputValueError(f"the weight of {family!r} must be a non-negative finite number; got {w!r}")
+    total = float(sum(items.values()))
+    if total <= 0:
+        raise InputValueError("at least one family weight must be positive")
+    return {f: float(w) / total for f, w in items.items()}
 
 
 class MaskGenerator:
-    """Random irregular masks: ``(H, W)`` float32 arrays with 1 = valid pixel and 0 = hole.
+    """Random masks: ``(H, W)`` float32 arrays with 1 = valid pixel and 0 = hole.
 
-    Each mask paints a random number of units (in ``[min_units, max_units]``) of random kinds (``shapes``)
-    as holes. Unit thickness and size scale with ``sqrt(height * width) * unit_scale`` (see the module docs
-    for the exact ranges).
+    ``kind`` picks the family: ``"units"`` (default; lines, circles, ellipse arcs and rectangles), ``"wide"``
+    (brush strokes up to about a sixth of the short side), ``"boxes"``, ``"blobs"`` (object-shaped regions),
+    ``"thin"`` (scratches), or ``"mixed"``: each mask is drawn by one family chosen at random with
+    ``weights`` (default :data:`MIXED_WEIGHTS`). Each mask paints a random number of units of the family
+    (in ``[min_units, max_units]``; ``None`` takes the family's default from :data:`FAMILY_UNIT_COUNTS`).
+    Unit sizes scale with the image and with ``unit_scale`` (see the module docs for the exact ranges).
 
     With ``hole_ratio=(lo, hi)`` every returned mask has a hole ratio (fraction of hole pixels) in
     ``[lo, hi]``: the generator draws a target ratio uniformly in ``[lo, hi]`` and adds units until the
@@ -142,17 +176,22 @@ class MaskGenerator:
     Args:
         height: mask height in pixels (> 0).
         width: mask width in pixels (> 0).
-        min_units: fewest units per mask (>= 0).
-        max_units: most units per mask (>= ``min_units``).
+        min_units: fewest units per mask (>= 0); ``None``: the family's default.
+        max_units: most units per mask (>= ``min_units``); ``None``: the family's default (larger when
+            ``hole_ratio`` is given, so that ratios up to 0.6 are reached).
         hole_ratio: ``None`` or ``(lo, hi)`` with ``0 <= lo <= hi <= 1``.
         seed: seed of the own random generator (``None``: fresh entropy).
-        shapes: kinds of unit to draw, a non-empty subset of :data:`SHAPES`.
+        shapes: kinds of unit the ``units`` family draws, a non-empty subset of :data:`SHAPES`.
         unit_scale: multiplies every unit size and thickness (> 0); larger units give larger holes.
         max_attempts: masks tried per call before ``hole_ratio`` is declared infeasible.
         redraws: how often one unit that overshoots ``hi`` is redrawn before the mask is started again.
+        kind: one of :data:`MASK_KINDS`.
+        weights: ``kind="mixed"`` only: the families' weights, a mapping ``{family: weight}`` (families left
+            out weigh 0) or a sequence in the order of :data:`FAMILIES`; non-negative, not all zero.
 
     Attributes:
         last_units: the units of the mask returned by the latest ``__call__`` (a tuple of :class:`Unit`).
+        last_family: the family that drew that mask (``kind`` itself unless ``kind="mixed"``).
 
     Example:
         >>> gen = MaskGenerator(256, 384, min_units=5, max_units=12, hole_ratio=(0.1, 0.2), seed=0)
@@ -163,24 +202,48 @@ class MaskGenerator:
         True
         >>> gen.sample(4).shape
         (4, 256, 384)
+        >>> blobs = MaskGenerator(256, 256, kind="blobs", hole_ratio=(0.3, 0.4), seed=0)
+        >>> bool(0.3 <= 1 - blobs().mean() <= 0.4), {u.kind for u in blobs.last_units}
+        (True, {'polygon'})
+        >>> mixed = MaskGenerator(256, 256, kind="mixed", weights={"wide": 1, "boxes": 1}, seed=0)
+        >>> families = set()
+        >>> for _ in range(20):
+        ...     _ = mixed()
+        ...     families.add(mixed.last_family)
+        >>> sorted(families)
+        ['boxes', 'wide']
     """
 
     def __init__(
         self,
         height: int = 512,
         width: int = 512,
-        min_units: int = 5,
-        max_units: int = 12,
+        min_units: int | None = None,
+        max_units: int | None = None,
         hole_ratio: tuple[float, float] | None = None,
         seed: int | None = None,
         shapes: Sequence[str] = SHAPES,
         unit_scale: float = 1.0,
         max_attempts: int = 100,
         redraws: int = 20,
+        kind: str = "units",
+        weights: Mapping[str, float] | Sequence[float] | None = None,
     ) -> None:
         for name, value in (("height", height), ("width", width)):
             if not _is_int(value) or value <= 0:
                 raise InputValueError(f"{name} must be a positive integer; got {value!r}")
+        if kind not in MASK_KINDS:
+            raise InputValueError(f"kind must be one of {', '.join(MASK_KINDS)}; got {kind!r}")
+        if weights is not None and kind != "mixed":
+            raise InputValueError(f"weights apply to kind='mixed' only; got kind={kind!r}")
+        if kind == "mixed" and (min_units is not None or max_units is not None):
+            raise InputValueError("kind='mixed' uses each family's own unit counts; leave min_units and max_units unset")
+        family_counts = FAMILY_UNIT_COUNTS.get(kind, (0, 0, 0))
+        if min_units is None:
+            min_units = family_counts[0]
+        if max_units is None:
+            max_units = family_counts[1] if hole_ratio is None else family_counts[2]
+            max_units = max(max_units, min_units) if _is_int(min_units) else max_units
         for name, value in (("min_units", min_units), ("max_units", max_units)):
             if not _is_int(value) or value < 0:
                 raise InputValueError(f"{name} must be a non-negative integer; got {value!r}")
@@ -204,6 +267,7 @@ class MaskGenerator:
             )
         self.height = int(height)
         self.width = int(width)
+        self.kind = kind
         self.min_units = int(min_units)
         self.max_units = int(max_units)
         self.shapes = shapes
@@ -214,12 +278,26 @@ class MaskGenerator:
         self.seed = seed
         self._rng = seeded_rng(seed)
         self.last_units: tuple[Unit, ...] = ()
+        self.last_family = kind
         # statistics of hole_ratio draws, to warn once when max_units cuts off the top of the range:
         # attempts made, attempts stopped by max_units below their target ratio, masks returned
         self._masks_made = self._short_attempts = self._attempts = 0
         self._best_short = 0
         self._warned = False
-        self._init_sizes()
+        if kind == "mixed":
+            self.weights = _check_weights(MIXED_WEIGHTS if weights is None else weights)
+            self._families = {
+                family: MaskGenerator(
+                    self.height, self.width, hole_ratio=self.hole_ratio, shapes=shapes, unit_scale=self.unit_scale,
+                    max_attempts=self.max_attempts, redraws=self.redraws, kind=family,
+                )
+                for family, w in self.weights.items()
+                if w > 0
+            }
+            self._cumulative = np.cumsum([self.weights[f] for f in self._families])
+        else:
+            self.weights = {kind: 1.0}
+            self._sampler = FAMILY_SAMPLERS[kind](self.height, self.width, self.unit_scale, shapes)
 
     # ------------------------------------------------------------------------------------- validation
     def _check_hole_ratio(self, hole_ratio: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -244,6 +322,9 @@ class MaskGenerator:
                 f"hole_ratio ({lo:g}, {hi:g}) is infeasible for a {self.height}x{self.width} mask: no whole number "
                 f"of hole pixels lies between {lo * total:g} and {hi * total:g}; widen the range"
             )
+        if self.kind == "mixed":  # each family checks its own unit counts
+            self._lo_px, self._hi_px = lo_px, hi_px
+            return (lo, hi)
         if hi_px == 0 and self.min_units > 0:
             raise InputValueError(
                 f"hole_ratio ({lo:g}, {hi:g}) allows no hole pixels but min_units is {self.min_units} "
@@ -256,59 +337,20 @@ class MaskGenerator:
         self._lo_px, self._hi_px = lo_px, hi_px
         return (lo, hi)
 
-    def _init_sizes(self) -> None:
-        s = math.sqrt(self.height * self.width) * self.unit_scale
-
-        def rng_px(frac: tuple[float, float]) -> tuple[float, float]:
-            lo = max(1.0, frac[0] * s)
-            return lo, max(lo, frac[1] * s)
-
-        self._thickness = rng_px(_THICKNESS)
-        self._radius = rng_px(_CIRCLE_RADIUS)
-        self._axis = rng_px(_ELLIPSE_AXIS)
-        self._side = rng_px(_RECT_SIDE)
-
     def __repr__(self) -> str:
+        extra = f", weights={self.weights}" if self.kind == "mixed" else ""
         return (
-            f"MaskGenerator(height={self.height}, width={self.width}, min_units={self.min_units}, "
+            f"MaskGenerator(height={self.height}, width={self.width}, kind={self.kind!r}, min_units={self.min_units}, "
             f"max_units={self.max_units}, hole_ratio={self.hole_ratio}, seed={self.seed}, shapes={self.shapes}, "
-            f"unit_scale={self.unit_scale:g})"
+            f"unit_scale={self.unit_scale:g}{extra})"
         )
 
     # ----------------------------------------------------------------------------------------- units
     def random_unit(self, rng: np.random.Generator | None = None) -> Unit:
-        """Draw the geometry of one random unit (kind chosen uniformly from ``shapes``)."""
-        rng = self._rng if rng is None else rng
-        u = rng.random(9)  # one call per unit: much cheaper than nine scalar draws
-        kind = self.shapes[min(int(u[0] * len(self.shapes)), len(self.shapes) - 1)]
-        w, h = self.width, self.height
-        cx, cy = min(int(u[1] * w), w - 1), min(int(u[2] * h), h - 1)
-        if kind == "line":
-            x2, y2 = min(int(u[3] * w), w - 1), min(int(u[4] * h), h - 1)
-            thickness = int(round(_lerp(u[5], *self._thickness)))
-            return Unit("line", {"pt1": (cx, cy), "pt2": (x2, y2), "thickness": thickness})
-        if kind == "circle":
-            return Unit("circle", {"center": (cx, cy), "radius": int(round(_lerp(u[3], *self._radius)))})
-        if kind == "ellipse":
-            axes = (int(round(_lerp(u[3], *self._axis))), int(round(_lerp(u[4], *self._axis))))
-            start = int(u[5] * 360.0)
-            extent = int(round(_lerp(u[6], *_ELLIPSE_EXTENT_DEG)))
-            thickness = int(round(_lerp(u[7], *self._thickness)))
-            angle = int(u[8] * 180.0)
-            return Unit(
-                "ellipse",
-                {"center": (cx, cy), "axes": axes, "angle": angle, "start": start, "end": start + extent,
-                 "thickness": thickness},
-            )
-        # rectangle: rotated, filled
-        sw, sh = _lerp(u[3], *self._side), _lerp(u[4], *self._side)
-        angle = u[5] * math.pi
-        c, s = math.cos(angle) / 2.0, math.sin(angle) / 2.0
-        corners = tuple(
-            (int(round(cx + dx * sw * c - dy * sh * s)), int(round(cy + dx * sw * s + dy * sh * c)))
-            for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1))
-        )
-        return Unit("rectangle", {"corners": corners})
+        """Draw the geometry of one random unit of the family (``units``: kind chosen uniformly from ``shapes``)."""
+        if self.kind == "mixed":
+            raise InputValueError("kind='mixed' draws whole masks from its families; call random_unit on a family")
+        return self._sampler(self._rng if rng is None else rng)
 
     # ----------------------------------------------------------------------------------------- masks
     def generate(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, tuple[Unit, ...]]:
@@ -325,6 +367,10 @@ class MaskGenerator:
             InputValueError: ``hole_ratio`` could not be met in ``max_attempts`` masks.
         """
         rng = self._rng if rng is None else rng
+        if self.kind == "mixed":
+            family = list(self._families)[int(np.searchsorted(self._cumulative, rng.random() * self._cumulative[-1], "right"))]
+            self.last_family = family
+            return self._families[family].generate(rng)
         if self.hole_ratio is None:
             canvas = np.zeros((self.height, self.width), np.uint8)
             count = int(rng.integers(self.min_units, self.max_units + 1))
@@ -389,7 +435,7 @@ class MaskGenerator:
                 "unit_scale, or widen the range"
             )
         raise InputValueError(
-            f"could not generate a {self.height}x{self.width} mask with hole_ratio in [{lo:g}, {hi:g}] using "
+            f"could not generate a {self.height}x{self.width} {self.kind!r} mask with hole_ratio in [{lo:g}, {hi:g}] using "
             f"{self.min_units}-{self.max_units} units (unit_scale={self.unit_scale:g}) in {self.max_attempts} "
             f"attempts: {reason}"
         )

@@ -42,6 +42,7 @@ __all__ = ["TrainConfig", "RESUME_CHANGEABLE", "load_config", "config_field_help
 _AMP = ("auto", "off", "bf16", "fp16")
 _DEVICES = ("auto", "cpu", "cuda")
 _CONVENTIONS = ("hole-white", "valid-white")
+_MASK_KINDS = ("units", "wide", "boxes", "blobs", "thin", "mixed")  # pconv_kit.masks.MASK_KINDS, without its import
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -95,6 +96,18 @@ class TrainConfig:
     mask_augment: bool = _f(True, "Randomly dilate, rotate, translate and crop mask files.")
     hole_ratio: tuple[float, float] = _f(
         (0.05, 0.5), "Range of hole-area fractions of generated masks.", kind="pair", lo=0.0, hi=1.0
+    )
+    mask_kind: str = _f(
+        "mixed",
+        "Family of generated masks: units, wide, boxes, blobs, thin, or mixed (each mask drawn by one family "
+        "chosen with mask_weights).",
+        choices=_MASK_KINDS,
+    )
+    mask_weights: str | None = _f(
+        None,
+        "Family weights of mask_kind = mixed, e.g. 'wide=0.3,blobs=0.3,boxes=0.2,thin=0.1,units=0.1' (families "
+        "left out weigh 0; default: the library's MIXED_WEIGHTS).",
+        kind="weights",
     )
     # ---------------------------------------------------------------- model
     layer_size: int | None = _f(
@@ -165,7 +178,7 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
         for key, value in data.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and key != "mask_weights":
                 raise ConfigError(
                     f"{source}: [{key}] is a table, but the config is a flat list of keys (e.g. 'steps = 1000')"
                 )
@@ -231,6 +244,8 @@ class TrainConfig:
                 f"size must be a multiple of 2**layer_size = {m} (layer_size={self.layer_size}); got size "
                 f"{self.size}: use size {max(m, self.size // m * m)} or {(self.size // m + 1) * m}, or a smaller layer_size"
             )
+        if self.mask_weights is not None and self.mask_kind != "mixed":
+            raise ConfigError(f"mask_weights apply to mask_kind = mixed only; got mask_kind = {self.mask_kind!r}")
         if self.layer_size is not None and self.layer_size > 12:
             raise ConfigError(f"layer_size must be at most 12; got {self.layer_size}")
 
@@ -284,11 +299,18 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
         (500, 2)
     """
     path = Path(path)
-    if path.is_dir():
-        path = path / "config.toml"
-        if not path.is_file():
-            raise ConfigError(f"{path.parent} holds no config.toml; is it a run directory written by pconv-kit train?")
-    return TrainConfig.from_toml(path)
+    if not path.is_dir():
+        return TrainConfig.from_toml(path)
+    path = path / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"{path.parent} holds no config.toml; is it a run directory written by pconv-kit train?")
+    cfg = TrainConfig.from_toml(path)
+    # A run written before mask families existed drew its masks with the units family: keep them on resume.
+    try:
+        legacy = "mask_kind" not in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # pragma: no cover - from_toml read it
+        legacy = False
+    return cfg.resolved(mask_kind="units") if legacy else cfg
 
 
 # ---------------------------------------------------------------------- helpers
@@ -320,6 +342,18 @@ def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{f.name} must be a non-empty path string; got {value!r}")
         return value
+    if kind == "weights":
+        if isinstance(value, Mapping):  # a TOML inline table {wide = 0.3, blobs = 0.3}
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        if not isinstance(value, str):
+            raise ConfigError(f"{f.name} must be a string like 'wide=0.3,blobs=0.3'; got {value!r}")
+        from pconv_kit.errors import InputValueError
+        from pconv_kit.masks.generator import format_weights, parse_weights
+
+        try:
+            return format_weights(parse_weights(value))
+        except InputValueError as exc:
+            raise ConfigError(f"{f.name}: {exc}") from None
     if kind == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ConfigError(f"{f.name} must be a list of two numbers [lo, hi]; got {value!r}")

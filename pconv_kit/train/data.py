@@ -211,11 +211,16 @@ def center_crop(arr: np.ndarray, size: int) -> np.ndarray:
 class _GeneratedMasks:
     """Picklable mask source around :class:`~pconv_kit.masks.MaskGenerator`."""
 
-    def __init__(self, size: int, hole_ratio: tuple[float, float]) -> None:
-        from pconv_kit.masks import MaskGenerator
+    def __init__(
+        self, size: int, hole_ratio: tuple[float, float], kind: str = "mixed", weights: str | None = None
+    ) -> None:
+        from pconv_kit.masks import MaskGenerator, parse_weights
 
-        # enough units to reach large hole ratios (the generator stops adding units at its target ratio)
-        self.generator = MaskGenerator(height=size, width=size, min_units=5, max_units=60, hole_ratio=tuple(hole_ratio))
+        # the families' default unit counts reach hole ratios up to 0.6 (the generator stops at its target)
+        self.generator = MaskGenerator(
+            height=size, width=size, hole_ratio=tuple(hole_ratio), kind=kind,
+            weights=None if weights is None else parse_weights(weights),
+        )
 
     def __call__(self, rng: np.random.Generator) -> np.ndarray:
         return self.generator(rng)
@@ -241,14 +246,25 @@ def make_mask_source(
     hole_ratio: tuple[float, float] = (0.05, 0.5),
     mask_convention: str = "hole-white",
     augment: bool = True,
+    kind: str = "mixed",
+    weights: str | None = None,
 ) -> MaskSource:
     """Masks generated on the fly (``masks=None``) or drawn from a folder of mask files.
+
+    Args:
+        size: mask side.
+        masks: folder of mask files, or ``None`` to generate masks.
+        hole_ratio: hole-ratio range of generated masks.
+        mask_convention: how the mask files encode holes.
+        augment: augment mask files (see :class:`~pconv_kit.masks.MaskFolder`).
+        kind: family of generated masks (see :class:`~pconv_kit.masks.MaskGenerator`).
+        weights: family weights of ``kind="mixed"`` as text (see :func:`~pconv_kit.masks.parse_weights`).
 
     Returns:
         A picklable callable ``rng -> (size, size) float32`` mask, 1 = valid, 0 = hole.
     """
     if masks is None:
-        return _GeneratedMasks(size, hole_ratio)
+        return _GeneratedMasks(size, hole_ratio, kind, weights)
     return _FolderMasks(os.fspath(masks), size, mask_convention, augment)
 
 

@@ -484,7 +484,7 @@ class _Trainer:
             )
         self.split = split
         self.mask_source = make_mask_source(
-            cfg.size, cfg.masks, cfg.hole_ratio, cfg.mask_convention, cfg.mask_augment
+            cfg.size, cfg.masks, cfg.hole_ratio, cfg.mask_convention, cfg.mask_augment, cfg.mask_kind, cfg.mask_weights
         )
         self.val_images: torch.Tensor | None = None
         self.val_masks: torch.Tensor | None = None

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pconv_kit.errors import PConvKitError
 from pconv_kit.io import list_images, read_image, read_mask, write_image, write_mask
-from pconv_kit.masks import MaskGenerator
+from pconv_kit.masks import FAMILY_UNIT_COUNTS, MASK_KINDS, MIXED_WEIGHTS, MaskGenerator, parse_weights
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_errors
 
@@ -23,8 +23,12 @@ Examples:
   pconv-kit masks --num 1000 --min-units 5 --max-units 12 --out masks/
   # 256x384 masks whose holes cover 10-20% of the image, reproducible with a seed
   pconv-kit masks --num 200 --size 256 384 --hole-ratio 0.1 0.2 --seed 0 --out masks/
-  # large holes (50-60%) need more units per mask
-  pconv-kit masks --num 100 --max-units 60 --hole-ratio 0.5 0.6 --out masks_large/
+  # large holes (50-60%)
+  pconv-kit masks --num 100 --hole-ratio 0.5 0.6 --out masks_large/
+  # wide brush strokes, boxes or object-shaped blobs: what people erase
+  pconv-kit masks --num 100 --kind blobs --hole-ratio 0.1 0.4 --out masks_blobs/
+  # a mixture of families (each mask drawn by one family, chosen with these weights)
+  pconv-kit masks --num 100 --kind mixed --weights wide=0.4,boxes=0.2,blobs=0.4 --out masks_mixed/
   # files with white = valid pixel (the paper's M as an image)
   pconv-kit masks --num 100 --mask-convention valid-white --out masks_valid/
   # also write each image of photos/ with mask (i mod N) applied, holes painted white
@@ -66,10 +70,25 @@ def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 @click.command("masks", epilog=EPILOG)
 @click.option("--num", "-n", type=int, required=True, help="Number of mask files to write.")
 @click.option(
-    "--min-units", type=int, default=5, show_default=True,
-    help="Fewest units (lines, circles, ellipse arcs, rectangles) per mask.",
+    "--kind", type=click.Choice(MASK_KINDS), default="units", show_default=True,
+    help="Mask family: units (lines, circles, ellipse arcs, rectangles), wide (thick brush strokes), boxes, "
+    "blobs (object-shaped regions), thin (scratches), or mixed (each mask drawn by one family, see --weights).",
 )
-@click.option("--max-units", type=int, default=12, show_default=True, help="Most units per mask.")
+@click.option(
+    "--weights", default=None, metavar="FAMILY=W,...",
+    help="--kind mixed only: family weights, e.g. wide=0.4,blobs=0.4,boxes=0.2 (families left out weigh 0; "
+    "default: " + ",".join(f"{k}={v:g}" for k, v in MIXED_WEIGHTS.items()) + ").",
+)
+@click.option(
+    "--min-units", type=int, default=None,
+    help="Fewest units (strokes, boxes, blobs, ...) per mask. [default: the family's, "
+    + ", ".join(f"{k} {v[0]}" for k, v in FAMILY_UNIT_COUNTS.items()) + "]",
+)
+@click.option(
+    "--max-units", type=int, default=None,
+    help="Most units per mask. [default: the family's, "
+    + ", ".join(f"{k} {v[1]} ({v[2]} with --hole-ratio)" for k, v in FAMILY_UNIT_COUNTS.items()) + "]",
+)
 @click.option(
     "--out", "-o", type=click.Path(path_type=Path), metavar="DIR", required=True,
     help="Folder for the mask files mask_00000.png, mask_00001.png, ... (created if missing).",
@@ -80,8 +99,7 @@ def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 )
 @click.option(
     "--hole-ratio", nargs=2, type=float, default=None, metavar="LO HI",
-    help="Every mask's fraction of hole pixels lies in [LO, HI], e.g. 0.1 0.2 (large ratios need a "
-    "larger --max-units).",
+    help="Every mask's fraction of hole pixels lies in [LO, HI], e.g. 0.1 0.2.",
 )
 @click.option(
     "--unit-scale", type=float, default=1.0, show_default=True,
@@ -102,8 +120,10 @@ def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 @options.quiet
 def masks(
     num: int,
-    min_units: int,
-    max_units: int,
+    kind: str,
+    weights: str | None,
+    min_units: int | None,
+    max_units: int | None,
     out: Path,
     size: tuple[int, int],
     hole_ratio: tuple[float, float] | None,
@@ -115,19 +135,24 @@ def masks(
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Generate random irregular masks and write them as PNG files.
+    """Generate random masks and write them as PNG files.
 
-    Each mask paints a random number of units (in [--min-units, --max-units]) as holes: lines, filled
-    circles, ellipse arcs and rotated rectangles whose size scales with the mask size. Files are 8-bit
-    black/white PNGs; with the default --mask-convention hole-white, WHITE = HOLE (valid-white: white =
-    kept pixel). Existing files are never replaced without --overwrite.
+    Each mask paints a random number of units (in [--min-units, --max-units]) of its family as holes, sized
+    relative to the mask: by default (--kind units) lines, filled circles, ellipse arcs and rotated
+    rectangles; --kind wide, boxes, blobs and thin draw brush strokes, boxes, object-shaped regions and
+    scratches. Files are 8-bit black/white PNGs; with the default --mask-convention hole-white, WHITE = HOLE
+    (valid-white: white = kept pixel). Existing files are never replaced without --overwrite.
     """
     if num < 0:
         raise CommandError(f"--num must be >= 0; got {num}")
-    if min_units < 0 or max_units < 0:
+    if (min_units is not None and min_units < 0) or (max_units is not None and max_units < 0):
         raise CommandError(f"--min-units and --max-units must be >= 0; got {min_units} and {max_units}")
-    if min_units > max_units:
+    if min_units is not None and max_units is not None and min_units > max_units:
         raise CommandError(f"--min-units ({min_units}) must be <= --max-units ({max_units})")
+    if kind == "mixed" and (min_units is not None or max_units is not None):
+        raise CommandError("--kind mixed uses each family's own unit counts; drop --min-units/--max-units")
+    if weights is not None and kind != "mixed":
+        raise CommandError(f"--weights applies to --kind mixed only; got --kind {kind}")
     if size[0] <= 0 or size[1] <= 0:
         raise CommandError(f"--size H W must be positive; got {size[0]} {size[1]}")
     if hole_ratio is not None:
@@ -150,7 +175,7 @@ def masks(
     with library_errors():
         generator = MaskGenerator(
             size[0], size[1], min_units=min_units, max_units=max_units, hole_ratio=hole_ratio, seed=seed,
-            unit_scale=unit_scale,
+            unit_scale=unit_scale, kind=kind, weights=None if weights is None else parse_weights(weights),
         )
 
     digits = max(5, len(str(max(num - 1, 0))))

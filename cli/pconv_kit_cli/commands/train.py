@@ -104,6 +104,8 @@ def _option_for(f: dataclasses.Field[Any]) -> Any:
         return click.option(
             flag, f.name, nargs=2, type=float, default=None, metavar="LO HI", help=f"{help_text} [default: {lo:g} {hi:g}]"
         )
+    if meta.get("kind") == "weights":
+        return click.option(flag, f.name, type=str, default=None, metavar="FAMILY=W,...", help=help_text)
     if meta.get("kind") == "path":
         return click.option(flag, f.name, type=str, default=None, metavar=_METAVARS.get(f.name, "PATH"), help=help_text)
     if "choices" in meta:
