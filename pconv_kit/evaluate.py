@@ -13,6 +13,11 @@ Metrics (on RGB, or gray, in ``[0, 1]``; the alpha channel is ignored):
 
 The model's composite goes through the image's dtype (e.g. uint8), as a saved output would.
 
+Mask families: a mask file in a sub-folder of the masks folder (read with ``recursive=True``) belongs to the
+family named by its first folder, ``MASKS/wide/a.png`` to ``wide``; the report then has one table per family
+besides the table of all pairs (:meth:`EvalReport.table` with ``family=``). Masks directly in the masks folder
+have no family.
+
 Example:
     >>> import tempfile, pathlib, numpy as np
     >>> from pconv_kit.io import write_image, write_mask
@@ -183,13 +188,15 @@ def pair_files(
 
 @dataclass
 class PairResult:
-    """Scores of one (image, mask) pair: ``metrics[method] = {"l1", "psnr", "ssim"}``."""
+    """Scores of one (image, mask) pair: ``metrics[method] = {"l1", "psnr", "ssim"}``; ``family``: the mask's family
+    (its first sub-folder in the masks folder), or ``None``."""
 
     image: str
     mask: str
     hole_ratio: float
     bin: str | None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    family: str | None = None
 
 
 @dataclass
@@ -202,20 +209,28 @@ class EvalReport:
     pairing: str
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def table(self) -> list[dict[str, Any]]:
+    def families(self) -> list[str]:
+        """The mask families of the scored pairs, sorted (empty when no mask is in a family sub-folder)."""
+        return sorted({p.family for p in self.pairs if p.family is not None})
+
+    def table(self, family: str | None = None) -> list[dict[str, Any]]:
         """One row per bin (all bins, empty ones with ``count == 0``) plus ``"other"`` (if any) and ``"all"``.
+
+        Args:
+            family: only the pairs of this mask family; ``None``: every pair.
 
         Each row: ``{"bin", "count", "<method>": {"l1", "psnr", "ssim"} or None}``.
         """
+        pairs = self.pairs if family is None else [p for p in self.pairs if p.family == family]
         labels = [f"{lo:g}-{hi:g}" for lo, hi in HOLE_BINS]
         groups: dict[str, list[PairResult]] = {label: [] for label in labels}
-        other = [p for p in self.pairs if p.bin is None]
-        for p in self.pairs:
+        other = [p for p in pairs if p.bin is None]
+        for p in pairs:
             if p.bin is not None:
                 groups[p.bin].append(p)
         if other:
             groups["other"] = other
-        groups["all"] = list(self.pairs)
+        groups["all"] = list(pairs)
         rows = []
         for label, members in groups.items():
             row: dict[str, Any] = {"bin": label, "count": len(members)}
@@ -227,13 +242,14 @@ class EvalReport:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: settings, methods, the binned table, every pair and the failures."""
+        """JSON-serialisable: settings, methods, the binned tables (all pairs, each family), every pair, failures."""
         return {
             "settings": self.settings,
             "pairing": self.pairing,
             "methods": self.methods,
             "bins": [list(b) for b in HOLE_BINS],
             "table": self.table(),
+            "families": {family: self.table(family) for family in self.families()},
             "pairs": [asdict(p) for p in self.pairs],
             "failures": self.failures,
         }
@@ -270,7 +286,7 @@ def evaluate_folder(
     Args:
         images_dir: folder of ground-truth images.
         masks_dir: folder of mask files, read with ``mask_convention``; a mask of another size is resized
-            (nearest neighbour) to its image.
+            (nearest neighbour) to its image. With ``recursive``, a mask's first sub-folder names its family.
         model: as in :func:`pconv_kit.inpaint`; ``None`` is the built-in model.
         baselines: names from :data:`BASELINES` (empty: the model only).
         radius: ``cv2.inpaint`` radius.
@@ -326,7 +342,9 @@ def evaluate_folder(
             color = image[..., :3] if image.shape[2] == 4 else image
             original = to_float(color)
             filled = to_float(inpainter(np.ascontiguousarray(color), valid))
-            pair = PairResult(name, mask_path.relative_to(masks_dir).as_posix(), round(ratio, 6), bin_label(ratio))
+            mask_rel = mask_path.relative_to(masks_dir)
+            family = mask_rel.parts[0] if len(mask_rel.parts) > 1 else None
+            pair = PairResult(name, mask_rel.as_posix(), round(ratio, 6), bin_label(ratio), family=family)
             pair.metrics[MODEL_METHOD] = score(filled, original)
             for method in baselines:
                 pair.metrics[method] = score(opencv_inpaint(color, valid, method, radius), original)

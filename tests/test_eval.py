@@ -183,3 +183,37 @@ def test_eval_cli(pairs: Path) -> None:
     write_mask(pairs / "masks" / "b.png", np.ones((H, W), np.float32))
     partial = runner.invoke(cli, args, catch_exceptions=False)
     assert partial.exit_code == 1 and "b.png" in partial.output
+
+
+def test_masks_in_family_folders_get_a_table_per_family(pairs: Path) -> None:
+    """A mask's first sub-folder names its family (read with --recursive); each family gets its own table."""
+    families = {"a": "wide", "b": "wide", "c": "blobs", "d": "blobs", "e": "blobs"}
+    for stem, family in families.items():
+        (pairs / "masks" / family).mkdir(exist_ok=True)
+        (pairs / "masks" / f"{stem}.png").rename(pairs / "masks" / family / f"{stem}.png")
+    report = evaluate_folder(pairs / "images", pairs / "masks", pairs / "model.safetensors", device="cpu",
+                             recursive=True, baselines=("telea",))
+    assert report.families() == ["blobs", "wide"]
+    by_image = {Path(p.image).stem: p for p in report.pairs}
+    assert by_image["a"].family == "wide" and by_image["a"].mask == "wide/a.png" and by_image["f"].family is None
+    for family in ("wide", "blobs"):
+        members = [p for p in report.pairs if p.family == family]
+        rows = {row["bin"]: row for row in report.table(family)}
+        assert rows["all"]["count"] == len(members) == sum(1 for f in families.values() if f == family)
+        assert rows["all"]["pconv"]["psnr"] == pytest.approx(np.mean([p.metrics["pconv"]["psnr"] for p in members]))
+    assert {row["bin"]: row["count"] for row in report.table("blobs")}["0.1-0.2"] == 1  # c only
+    assert report.table()[-1]["count"] == 6  # all pairs, families or not
+    data = report.to_dict()
+    assert set(data["families"]) == {"blobs", "wide"} and data["families"]["wide"] == report.table("wide")
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["eval", str(pairs / "images"), str(pairs / "masks"), "-r", "--model", str(pairs / "model.safetensors"),
+              "--device", "cpu", "--baselines", "none"], catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    for title in ("wide masks", "blobs masks", "all masks"):
+        assert title in result.output
+    # without sub-folders there are no families and one table
+    flat = evaluate_folder(pairs / "images", pairs / "masks" / "blobs", pairs / "model.safetensors", device="cpu",
+                           baselines=())
+    assert flat.families() == [] and flat.to_dict()["families"] == {}

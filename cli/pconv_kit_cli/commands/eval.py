@@ -24,6 +24,10 @@ Examples:
   pconv-kit eval val/images nvidia_masks/ --pairing order --baselines none --json results.json
 
 \b
+  # one table per mask family as well: masks in family sub-folders (masks/wide/a.png, masks/blobs/b.png)
+  pconv-kit eval val/images val/masks --recursive
+
+\b
 Scores are computed on the composite (known pixels from the original, holes from the method) against the
 original: L1 in percent, PSNR in dB (identical images count as 100 dB) and SSIM (kornia, window 11), averaged
 per hole-ratio bin 0.01-0.1, 0.1-0.2, ..., 0.5-0.6 as in Liu et al. 2018, Table 1.
@@ -40,12 +44,18 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     return tuple(dict.fromkeys(names))
 
 
-def _table(report: EvalReport) -> Table:
-    table = Table(title="Inpainting quality by hole ratio (composite vs original)", title_justify="left")
+def _table(report: EvalReport, family: str | None = None) -> Table:
+    # short titles: rich wraps a title at the table's width
+    title = "Inpainting quality by hole ratio (composite vs original)"
+    if family is not None:
+        title = f"{family} masks: quality by hole ratio"
+    elif report.families():
+        title = "all masks: quality by hole ratio"
+    table = Table(title=title, title_justify="left")
     for name, justify in (("hole ratio", "left"), ("pairs", "right"), ("method", "left"), ("L1 (%)", "right"),
                           ("PSNR (dB)", "right"), ("SSIM", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in report.table():
+    for row in report.table(family):
         for i, method in enumerate(report.methods):
             values = row[method]
             cells = [row["bin"], str(row["count"])] if i == 0 else ["", ""]
@@ -94,7 +104,8 @@ def eval_command(
     """Fill each (image, mask) pair of IMAGES_DIR and MASKS_DIR and score the results.
 
     Mask files are read with --mask-convention (default hole-white: white = hole). The model is compared with
-    OpenCV's cv2.inpaint baselines (Telea, Navier-Stokes) on the same pairs.
+    OpenCV's cv2.inpaint baselines (Telea, Navier-Stokes) on the same pairs. With --recursive, a mask's first
+    sub-folder of MASKS_DIR names its family, and each family gets a table of its own.
     """
     console = Console(stderr=True)
     progress = Progress(
@@ -117,6 +128,8 @@ def eval_command(
         if json_path is not None:
             report.write_json(json_path)
     out = Console()
+    for family in report.families():
+        out.print(_table(report, family))
     out.print(_table(report))
     out.print(f"{len(report.pairs)} pair(s) scored, {len(report.failures)} failed; pairing by {report.pairing}",
               highlight=False)
