@@ -17,6 +17,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools" / "builtin_model"
 sys.path.insert(0, str(TOOLS))
 
 import card_table  # noqa: E402
+import eval_masks  # noqa: E402
 import make_eval_set  # noqa: E402
 
 
@@ -32,42 +33,100 @@ def test_make_eval_set(tmp_path: Path) -> None:
     photos.mkdir()
     rng = np.random.default_rng(0)
     for stem in (*make_eval_set.HELD_OUT, "train_a", "train_b"):
-        write_image(photos / f"{stem}.png", rng.integers(0, 256, (300, 420, 3), dtype=np.uint8))
+        write_image(photos / f"{stem}.png", rng.integers(0, 256, (200, 280, 3), dtype=np.uint8))
     out = tmp_path / "evalset"
     subprocess.run(
-        [sys.executable, str(TOOLS / "make_eval_set.py"), str(photos), str(out), "--train-dir", str(tmp_path / "train")],
+        [sys.executable, str(TOOLS / "make_eval_set.py"), str(photos), str(out), "--train-dir", str(tmp_path / "train"),
+         "--size", "128"],
         check=True, capture_output=True, text=True,
     )
-    images, masks = sorted((out / "images").iterdir()), sorted((out / "masks").iterdir())
-    assert len(images) == len(masks) == len(make_eval_set.HELD_OUT) * 2 * len(make_eval_set.BINS)
-    assert [p.name for p in images] == [p.name for p in masks]
-    for image, mask in zip(images, masks):
-        assert read_image(image).shape == (256, 256, 3)
-        lo, hi = make_eval_set.BINS[int(image.stem[-1])]
+    images = sorted((out / "images").iterdir())
+    masks = sorted((out / "masks").glob("*/*.png"))
+    per_family = len(make_eval_set.HELD_OUT) * 2 * len(make_eval_set.BINS)
+    assert len(images) == len(masks) == per_family * len(eval_masks.FAMILIES)
+    assert sorted(p.name for p in images) == sorted(p.name for p in masks)
+    for mask in masks:
+        family = mask.parent.name
+        stem = mask.stem
+        assert f"_{family}_bin" in stem
+        assert read_image(out / "images" / mask.name).shape == (128, 128, 3)
+        lo, hi = make_eval_set.BINS[int(stem[-1])]
         hole = 1 - read_mask(mask).mean()  # mask files are white = hole
-        assert lo <= hole <= hi, (image.name, hole)
+        assert lo <= hole <= hi, (mask, hole)
     # the training folder links every photo that is not held out, and nothing else
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["train_a.png", "train_b.png"]
+
+
+@pytest.mark.parametrize("family", eval_masks.FAMILIES)
+def test_eval_masks_look_like_their_family(family: str) -> None:
+    """The evaluation generators draw what their family says, in every bin, reproducibly."""
+    import cv2
+
+    for b, (lo, hi) in enumerate(make_eval_set.BINS):
+        a = eval_masks.eval_mask(family, 256, 256, lo, hi, np.random.default_rng(b))
+        assert a.dtype == np.uint8 and set(np.unique(a)) <= {0, 255}
+        assert lo <= (a > 0).mean() <= hi
+        np.testing.assert_array_equal(a, eval_masks.eval_mask(family, 256, 256, lo, hi, np.random.default_rng(b)))
+    a = eval_masks.eval_mask(family, 256, 256, 0.2, 0.3, np.random.default_rng(0))
+    depth = cv2.distanceTransform((a > 0).astype(np.uint8), cv2.DIST_L2, 5)[a > 0].mean()
+    if family == "thin":
+        assert depth < 2
+    if family in ("wide", "boxes", "blobs"):
+        assert depth > 8, "wide holes: most hole pixels are far from a known pixel"
 
 
 def test_card_table() -> None:
     def scores(psnr: float, ssim: float) -> dict[str, float]:
         return {"l1": 1.0, "psnr": psnr, "ssim": ssim}
 
-    report = {
-        "table": [
-            {"bin": "0.01-0.1", "count": 2, "pconv": scores(30, 0.95), "telea": scores(29, 0.96), "ns": scores(29.5, 0.94)},
-            {"bin": "0.1-0.2", "count": 0, "pconv": None, "telea": None, "ns": None},
-            {"bin": "all", "count": 2, "pconv": scores(30, 0.95), "telea": scores(29, 0.96), "ns": scores(29.5, 0.94)},
-        ],
-        "pairs": [
-            {"bin": "0.01-0.1", "metrics": {"pconv": scores(30, 0.97), "telea": scores(29, 0.96), "ns": scores(29, 0.96)}},
-            {"bin": "0.01-0.1", "metrics": {"pconv": scores(30, 0.93), "telea": scores(29, 0.96), "ns": scores(29, 0.92)}},
-            {"bin": "0.5-0.6", "metrics": {"pconv": scores(30, 0.93), "telea": scores(29, 0.92), "ns": scores(29, 0.92)}},
-        ],
-    }
-    lines = card_table.table(report, "m").splitlines()
+    def pair(i: int, family: str, b: str, pconv: tuple, telea: tuple, ns: tuple) -> dict:
+        return {"image": f"{i}.png", "mask": f"{family}/{i}.png", "family": family, "bin": b,
+                "metrics": {"pconv": scores(*pconv), "telea": scores(*telea), "ns": scores(*ns)}}
+
+    report = {"pairs": [
+        pair(0, "wide", "0.01-0.1", (30, 0.97), (29, 0.96), (29, 0.96)),
+        pair(1, "wide", "0.01-0.1", (30, 0.93), (29, 0.96), (30, 0.92)),
+        pair(2, "blobs", "0.5-0.6", (30, 0.93), (29, 0.92), (29, 0.92)),
+    ]}
+    lines = card_table.table(report, "m", "wide").splitlines()
     assert lines[0].startswith("| hole ratio | pairs | m PSNR / SSIM |")
-    assert len(lines) == 4  # header, rule, two rows: the empty bin is left out
+    assert len(lines) == 4  # header, rule, one bin, all: empty bins are left out
+    # means: pconv 30 / 0.95, telea 29 / 0.96, ns 29.5 / 0.94; margins against the better of each metric
     assert lines[2] == "| 0.01-0.1 | 2 | 30.00 / 0.9500 | 29.00 / 0.9600 | 29.50 / 0.9400 | +0.50 dB | -0.0100 | 1 |"
-    assert lines[3].endswith("| 2 |")  # all pairs: the first and the third
+    everything = card_table.table(report, "m").splitlines()
+    assert everything[-1].startswith("| all | 3 |") and everything[-1].endswith("| 2 |")
+    summary = card_table.summary(report).splitlines()
+    assert summary[2].startswith("| blobs | - |") and "+1.00 / +0.0100" in summary[2]
+    assert summary[3].startswith("| wide | +0.50 / -0.0100 |")
+    assert summary[-1].startswith("| all |")
+    # baselines from another report of the same pairs
+    model_only = {"pairs": [{**p, "metrics": {"pconv": scores(31, 0.99)}} for p in report["pairs"]]}
+    merged = card_table.merge_baselines(model_only, report)
+    assert card_table.margins(merged["pairs"][:2]) == pytest.approx((31 - 29.5, 0.99 - 0.96))
+    with pytest.raises(SystemExit, match="not in the --baselines-from report"):
+        card_table.merge_baselines(model_only, {"pairs": report["pairs"][:1]})
+
+
+def test_card_grid_row(tmp_path: Path) -> None:
+    import card_grid
+    import torch
+
+    from pconv_kit.inpaint import Inpainter
+    from pconv_kit.models import PConvUNet
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    valid = np.ones((64, 64), bool)
+    valid[20:40, 10:50] = False
+    row = card_grid.row(Inpainter(PConvUNet(layer_size=3, base_channels=4), device="cpu"), image, valid, 32)
+    assert row.shape == (32, 5 * 32 + 4 * 4, 3) and row.dtype == np.uint8
+    first = row[:, :32]
+    assert (first[10:20, 5:25] == 255).all(), "the input's holes are shown white"
+    np.testing.assert_array_equal(row[:, -32:], cv2_resize(image, 32))
+
+
+def cv2_resize(image: np.ndarray, tile: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)

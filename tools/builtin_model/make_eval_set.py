@@ -1,14 +1,18 @@
-"""Build the held-out evaluation set used for the built-in model's card (docs/model_card.md).
+"""Build the held-out evaluation set of the built-in model's card (docs/model_card.md).
 
-Photos listed in HELD_OUT never enter training (see make_train_folder below). Each is cut into two 256x256
-crops (the centre of the photo resized to a short side of 256, and a random crop of it resized to a short side
-of 384), and every crop gets one mask per hole-ratio bin of the paper's Table 1, drawn by MaskGenerator with
-that bin as its hole-ratio range. Image i and mask i share a file stem, as `pconv-kit eval` pairs them.
+Photos listed in HELD_OUT never enter training (see --train-dir below). Each is cut into two 512x512 crops (the
+centre of the photo resized to a short side of 512, and a random crop of it resized to a short side of 640).
+Every crop gets one mask per family (units, wide, boxes, blobs, thin) and per hole-ratio bin of the paper's
+Table 1, drawn by the generators of eval_masks.py: other algorithms than the training generator
+(pconv_kit.masks.MaskGenerator), so that the scores are not measured on the training distribution.
+
+Layout (what `pconv-kit eval IMAGES MASKS --recursive` reads, reporting per family and per bin):
+    OUT_DIR/images/<photo>_<crop>_<family>_bin<b>.png
+    OUT_DIR/masks/<family>/<photo>_<crop>_<family>_bin<b>.png      (white = hole)
 
 Usage:
-    python tools/builtin_model/make_eval_set.py PHOTOS_DIR OUT_DIR [--train-dir DIR]
-writes OUT_DIR/images/*.png and OUT_DIR/masks/*.png (white = hole), and with --train-dir a folder of symbolic
-links to every photo that is not held out.
+    python tools/builtin_model/make_eval_set.py PHOTOS_DIR OUT_DIR [--train-dir DIR] [--size 512]
+with --train-dir, also a folder of symbolic links to every photo that is not held out (the training photos).
 """
 
 from __future__ import annotations
@@ -18,30 +22,32 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from eval_masks import FAMILIES, eval_mask
 
-from pconv_kit.io import list_images, read_image, write_image, write_mask
-from pconv_kit.masks import MaskGenerator
+from pconv_kit.io import list_images, read_image, write_image
 
 HELD_OUT = ("aero3", "butterfly", "grace_hopper", "gravel", "kleiber", "orange")
 BINS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
-SIZE = 256
+SIZE = 512
 
 
 def _resize_short(image: np.ndarray, short: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = short / min(h, w)
-    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, (max(short, round(w * scale)), max(short, round(h * scale))), interpolation=interp)
 
 
-def _crops(image: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    centre = _resize_short(image, SIZE)
+def crops(image: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The centre crop at a short side of ``size`` and a random crop at a short side of ``1.25 * size``."""
+    centre = _resize_short(image, size)
     h, w = centre.shape[:2]
-    crops = [centre[(h - SIZE) // 2 : (h - SIZE) // 2 + SIZE, (w - SIZE) // 2 : (w - SIZE) // 2 + SIZE]]
-    big = _resize_short(image, 384)
+    out = [centre[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]]
+    big = _resize_short(image, round(size * 1.25))
     h, w = big.shape[:2]
-    y, x = int(rng.integers(0, h - SIZE + 1)), int(rng.integers(0, w - SIZE + 1))
-    crops.append(big[y : y + SIZE, x : x + SIZE])
-    return crops
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    out.append(big[y : y + size, x : x + size])
+    return [np.ascontiguousarray(c) for c in out]
 
 
 def main() -> None:
@@ -49,27 +55,28 @@ def main() -> None:
     parser.add_argument("photos", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--train-dir", type=Path, help="also link every photo that is not held out here")
+    parser.add_argument("--size", type=int, default=SIZE, help="side of the square crops (default 512)")
     args = parser.parse_args()
-    rng = np.random.default_rng(2018)
-    (args.out / "images").mkdir(parents=True, exist_ok=True)
-    (args.out / "masks").mkdir(parents=True, exist_ok=True)
     photos = list_images(args.photos)
     held = [p for p in photos if p.stem in HELD_OUT]
     if len(held) != len(HELD_OUT):
         raise SystemExit(f"expected held-out photos {HELD_OUT} in {args.photos}; found {[p.stem for p in held]}")
-    generators = [
-        MaskGenerator(SIZE, SIZE, min_units=1, max_units=80 if lo >= 0.3 else 40, hole_ratio=(lo, hi), seed=i)
-        for i, (lo, hi) in enumerate(BINS)
-    ]
+    (args.out / "images").mkdir(parents=True, exist_ok=True)
+    for family in FAMILIES:
+        (args.out / "masks" / family).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(2018)
     n = 0
-    for photo in held:
+    for k, photo in enumerate(held):
         image = read_image(photo)[..., :3]
-        for c, crop in enumerate(_crops(image, rng)):
-            for b, gen in enumerate(generators):
-                stem = f"{photo.stem}_{c}_bin{b}"
-                write_image(args.out / "images" / f"{stem}.png", np.ascontiguousarray(crop))
-                write_mask(args.out / "masks" / f"{stem}.png", gen())
-                n += 1
+        for c, crop in enumerate(crops(image, args.size, rng)):
+            for f, family in enumerate(FAMILIES):
+                for b, (lo, hi) in enumerate(BINS):
+                    stem = f"{photo.stem}_{c}_{family}_bin{b}"
+                    mask_rng = np.random.default_rng([k, c, f, b])
+                    holes = eval_mask(family, args.size, args.size, lo, hi, mask_rng)
+                    write_image(args.out / "images" / f"{stem}.png", crop)
+                    write_image(args.out / "masks" / family / f"{stem}.png", holes)
+                    n += 1
     print(f"wrote {n} image/mask pairs to {args.out}")
     if args.train_dir:
         args.train_dir.mkdir(parents=True, exist_ok=True)
