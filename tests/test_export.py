@@ -241,3 +241,12 @@ def test_mask_path_stays_float32_under_autocast():
     assert out.dtype == torch.float16 and new_mask.dtype == torch.float32
     torch.testing.assert_close(new_mask, ref_mask, atol=0, rtol=0)
     torch.testing.assert_close(out.float(), ref, atol=5e-3, rtol=5e-3)
+
+
+@needs_onnx
+def test_refinement_exports_and_matches(tmp_path):
+    torch.manual_seed(0)
+    model = PConvUNet(layer_size=3, base_channels=4, refine_channels=4).eval()
+    torch.nn.init.normal_(model.refine[-1].weight, std=0.1)
+    result = export_onnx(model, tmp_path / "refined.onnx", output="composite")
+    assert result.max_abs_error is not None and result.max_abs_error < 1e-4

@@ -345,3 +345,35 @@ def test_training_with_mask_files(tmp_path: Path, photos: Path) -> None:
     with pytest.raises(InputValueError):
         train(TrainConfig(images=str(photos), out=str(tmp_path / "r2"), masks=str(tmp_path / "none"), **TINY),
               reporter="none")
+
+
+def test_refinement_added_to_weights_without_one(tmp_path: Path, photos: Path) -> None:
+    """init_weights of the paper's network plus refine_channels: the same function at step 0, then the
+    refinement trains; the run records it, resumes with it, and a later run takes it from the weights."""
+    common = dict(images=str(photos), log_every=1, val_every=10, **TINY)
+    train(TrainConfig(out=str(tmp_path / "a"), steps=2, **common), reporter="none")
+    cfg = TrainConfig(out=str(tmp_path / "b"), steps=2, init_weights=str(tmp_path / "a" / "last.safetensors"),
+                      refine_channels=4, **{**common, "layer_size": None, "base_channels": None})
+    rec = Recorder()
+    train(cfg, reporter=rec)
+    assert "refine_channels=4" in rec.description
+    used = TrainConfig.from_toml(tmp_path / "b" / "config.toml")
+    assert (used.layer_size, used.base_channels, used.refine_channels) == (3, 8, 4)
+    model = load_model(tmp_path / "b" / "last.safetensors")
+    assert model.refine_channels == 4 and model.refine[-1].weight.abs().sum() > 0  # trained away from zero
+    before = _weights(tmp_path / "a")
+    after = _weights(tmp_path / "b")
+    assert set(after) - set(before) == {k for k in after if k.startswith("refine.")}
+    train(resume_config(tmp_path / "b", steps=3), resume=True, reporter="none")
+    assert load_model(tmp_path / "b").refine_channels == 4
+    later = TrainConfig(out=str(tmp_path / "c"), steps=1, init_weights=str(tmp_path / "b" / "last.safetensors"),
+                        **{**common, "layer_size": None, "base_channels": None})
+    train(later, reporter="none")
+    assert TrainConfig.from_toml(tmp_path / "c" / "config.toml").refine_channels == 4
+    with pytest.raises(ConfigError, match="init_weights .* has refine_channels = 4"):
+        train(TrainConfig(out=str(tmp_path / "d"), steps=1, init_weights=str(tmp_path / "b" / "last.safetensors"),
+                          refine_channels=2, **{**common, "layer_size": None, "base_channels": None}),
+              reporter="none")
+    # a run without init_weights builds the refinement from the config
+    train(TrainConfig(out=str(tmp_path / "e"), steps=1, refine_channels=3, **common), reporter="none")
+    assert load_model(tmp_path / "e").refine_channels == 3

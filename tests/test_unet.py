@@ -268,3 +268,86 @@ def test_load_errors(tmp_path):
     save_file(state, str(tmp_path / "m.safetensors"), metadata={"pconv_kit.config": json.dumps(model.config)})
     with pytest.raises(InputValueError, match="do not match the stored architecture"):
         load_model(tmp_path / "m.safetensors")
+
+
+# ---------------------------------------------------------------------------------------------- refinement
+def reference_refined(model: PConvUNet, image, mask):
+    """The refinement written out: the base network's output, plus plain convolutions of the composite (in the
+    network's normalised space) and the hole mask, added in the holes."""
+    base = PConvUNet.from_config({**model.config, "refine_channels": 0}).double().eval()
+    base.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("refine.")})
+    out, out_mask = base(image, mask)
+    x = (image - model.mean) / model.std
+    h = (out - model.mean) / model.std
+    hole = 1 - mask.amin(dim=1, keepdim=True)
+    r = torch.cat([x * mask + h * (1 - mask), hole], 1)
+    convs = [model.refine[0], model.refine[2], model.refine[4]]
+    for i, conv in enumerate(convs):
+        r = F.conv2d(r, conv.weight, conv.bias, padding=1)
+        if i < 2:
+            r = F.leaky_relu(r, 0.2)
+    return (h + r * hole) * model.std + model.mean, out_mask
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_refinement_matches_its_written_out_formula(per_channel):
+    torch.manual_seed(0)
+    model = PConvUNet(layer_size=3, base_channels=4, refine_channels=5).double().eval()
+    for conv in (model.refine[4],):  # trained weights are not zero
+        torch.nn.init.normal_(conv.weight, std=0.1)
+        torch.nn.init.normal_(conv.bias, std=0.1)
+    image = torch.rand(2, 3, 16, 24, dtype=torch.float64)
+    mask = holes((2, 3 if per_channel else 1, 16, 24)).double()
+    out, out_mask = model(image, mask)
+    ref, ref_mask = reference_refined(model, image, mask)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(out_mask, ref_mask)
+    # the refinement only changes holes: at pixels known in every channel the raw output is the base network's
+    base = PConvUNet.from_config({**model.config, "refine_channels": 0}).double().eval()
+    base.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("refine.")})
+    base_out, _ = base(image, mask)
+    known = mask.amin(dim=1, keepdim=True).bool().expand_as(out)
+    assert torch.equal(out[known], base_out[known]) and not torch.equal(out, base_out)
+
+
+def test_refinement_starts_as_the_identity_and_trains():
+    torch.manual_seed(0)
+    base = PConvUNet(layer_size=3, base_channels=4).eval()
+    grown = PConvUNet.from_config({**base.config, "refine_channels": 8}).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("refine.") for k in missing)
+    image, mask = torch.rand(2, 3, 16, 16), holes((2, 1, 16, 16))
+    assert torch.equal(grown(image, mask)[0], base(image, mask)[0])
+    grown.train()
+    out, _ = grown(image, mask)
+    out.square().mean().backward()
+    for name, p in grown.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert grown.refine[-1].weight.grad.abs().sum() > 0
+
+
+def test_refinement_gradcheck_float64():
+    torch.manual_seed(0)
+    model = PConvUNet(layer_size=2, base_channels=2, refine_channels=3).double().eval()
+    torch.nn.init.normal_(model.refine[-1].weight, std=0.1)
+    image = torch.rand(1, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    mask = holes((1, 1, 8, 8)).double()
+    assert torch.autograd.gradcheck(lambda x: model(x, mask)[0], (image,))
+
+
+def test_refinement_config_save_load_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = PConvUNet(layer_size=3, base_channels=4, refine_channels=6).eval()
+    torch.nn.init.normal_(model.refine[-1].weight, std=0.1)
+    assert model.config["refine_channels"] == 6 and "refine_channels=6" in repr(model)
+    assert "refine_channels" not in PConvUNet(layer_size=3, base_channels=4).config  # the paper's files unchanged
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    image, mask = torch.rand(1, 3, 16, 16), holes((1, 1, 16, 16))
+    torch.testing.assert_close(loaded(image, mask)[0], model(image, mask)[0])
+    filled = loaded.predict(image, mask)
+    assert torch.equal(filled * mask, image * mask)
+    with pytest.raises(InputValueError, match="refine_channels must be an integer >= 0"):
+        PConvUNet(refine_channels=-1)
+    with pytest.raises(InputValueError, match="refine_channels needs out_channels == in_channels"):
+        PConvUNet(in_channels=3, out_channels=1, mean=[0] * 3, std=[1] * 3, refine_channels=4)

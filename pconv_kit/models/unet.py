@@ -5,6 +5,14 @@ Encoder: ``layer_size`` stride-2 partial convolutions with kernels 7, 5, 5, 3, 3
 Decoder: nearest-neighbour 2x upsampling of features **and masks**, concatenation with the encoder's skip
 features **and masks**, 3x3 partial convolution, BatchNorm and LeakyReLU(0.2). The last layer (the head)
 sees the input image and its mask and has neither BatchNorm nor activation.
+
+Optional refinement (``refine_channels > 0``, not in the paper): three plain 3x3 convolutions at full
+resolution read the composite (known pixels, and the head's output in the holes) with its hole mask and add a
+correction to the holes. The paper's network reaches full resolution only through its head, one linear
+partial convolution, so pixels along a hole's border (and whole holes of a few pixels, such as scratches) are
+filled by a fixed linear filter; the refinement gives them a small non-linear network that sees their
+neighbourhood. Its last convolution starts at zero, so adding it to trained weights changes nothing until it
+is trained.
 """
 
 from __future__ import annotations
@@ -141,6 +149,8 @@ class PConvUNet(nn.Module):
         base_channels: width of the first layer; channels are ``base_channels * (1, 2, 4, 8, 8, ...)``.
         freeze_encoder_bn: fine-tuning mode of the paper: encoder BatchNorm layers use their running
             statistics (eval mode) and their affine parameters get no gradient.
+        refine_channels: width of the optional full-resolution refinement (see the module docs); 0 (the
+            default, the paper's network) leaves it out. Needs ``out_channels == in_channels``.
         mean, std: per-channel normalisation of the input (and de-normalisation of the output). ``None``
             picks ImageNet statistics for 3 channels and 0.5/0.5 otherwise. Requires
             ``out_channels == in_channels`` unless both are given as identity (0s and 1s).
@@ -171,6 +181,7 @@ class PConvUNet(nn.Module):
         freeze_encoder_bn: bool = False,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        refine_channels: int = 0,
     ) -> None:
         super().__init__()
         for name, value, low in (
@@ -178,12 +189,19 @@ class PConvUNet(nn.Module):
             ("out_channels", out_channels, 1),
             ("layer_size", layer_size, 1),
             ("base_channels", base_channels, 1),
+            ("refine_channels", refine_channels, 0),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InputValueError(f"{name} must be an integer >= {low}; got {value!r}")
         mean, std = self._normalisation(in_channels, out_channels, mean, std)
+        if refine_channels and out_channels != in_channels:
+            raise InputValueError(
+                f"refine_channels needs out_channels == in_channels (it refines the composite); got "
+                f"{out_channels} and {in_channels}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.layer_size, self.base_channels = layer_size, base_channels
+        self.refine_channels = refine_channels
 
         channels = [in_channels] + [base_channels * min(2**i, 8) for i in range(layer_size)]
         kernels = [7, 5, 5] + [3] * max(0, layer_size - 3)
@@ -199,6 +217,18 @@ class PConvUNet(nn.Module):
         self.head = PartialConv2d(channels[1] + in_channels, out_channels, 3, padding=1, bias=True)
         nn.init.kaiming_normal_(self.head.weight, nonlinearity="linear")
         nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
+        self.refine: nn.Sequential | None = None
+        if refine_channels:
+            c = refine_channels
+            self.refine = nn.Sequential(
+                nn.Conv2d(in_channels + 1, c, 3, padding=1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(c, c, 3, padding=1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(c, out_channels, 3, padding=1),
+            )
+            nn.init.zeros_(self.refine[-1].weight)  # starts as the identity: trained weights keep their output
+            nn.init.zeros_(self.refine[-1].bias)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self._mean_list, self._std_list = list(mean), list(std)
@@ -230,7 +260,7 @@ class PConvUNet(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments that rebuild this architecture (see :meth:`from_config`)."""
-        return {
+        config: dict[str, Any] = {
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
             "layer_size": self.layer_size,
@@ -238,6 +268,9 @@ class PConvUNet(nn.Module):
             "mean": list(self._mean_list),
             "std": list(self._std_list),
         }
+        if self.refine_channels:  # left out otherwise, so files of the paper's network read as before
+            config["refine_channels"] = self.refine_channels
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PConvUNet:
@@ -248,7 +281,10 @@ class PConvUNet(nn.Module):
             >>> PConvUNet.from_config(model.config).config == model.config
             True
         """
-        allowed = {"in_channels", "out_channels", "layer_size", "base_channels", "mean", "std", "freeze_encoder_bn"}
+        allowed = {
+            "in_channels", "out_channels", "layer_size", "base_channels", "mean", "std", "freeze_encoder_bn",
+            "refine_channels",
+        }
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise InputValueError(f"unknown PConvUNet config key(s) {unknown}; expected a subset of {sorted(allowed)}")
@@ -355,6 +391,10 @@ class PConvUNet(nn.Module):
             else:
                 up_masked, up_mask = layer.forward_masked(cat, count, up_channels + widths[k - 1])
             del cat
+        if self.refine is not None:
+            hole = 1 - (mask if mask.shape[1] == 1 else mask.amin(dim=1, keepdim=True))
+            composite = x * mask + h * (1 - mask)
+            h = h + self.refine(torch.cat([composite, hole], dim=1)) * hole
         output = h * self.std.to(h.dtype) + self.mean.to(h.dtype) if self.out_channels == self.in_channels else h
         return output, m
 
@@ -387,7 +427,8 @@ class PConvUNet(nn.Module):
         return (mask * image + (1 - mask) * output).clamp_(0, 1).contiguous()
 
     def extra_repr(self) -> str:
+        refine = f", refine_channels={self.refine_channels}" if self.refine_channels else ""
         return (
-            f"layer_size={self.layer_size}, base_channels={self.base_channels}, "
+            f"layer_size={self.layer_size}, base_channels={self.base_channels}{refine}, "
             f"freeze_encoder_bn={self.freeze_encoder_bn}"
         )

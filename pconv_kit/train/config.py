@@ -113,6 +113,12 @@ class TrainConfig:
     layer_size: int | None = _f(
         None, "PConvUNet encoder depth (default 7, or that of init_weights); size must be a multiple of 2**layer_size.", min=1, group="model")
     base_channels: int | None = _f(None, "PConvUNet width of the first layer (default 64, or that of init_weights).", min=1)
+    refine_channels: int | None = _f(
+        None,
+        "Width of PConvUNet's full-resolution refinement (not in the paper; default 0 = off, or that of "
+        "init_weights; a refinement added to init_weights without one starts as the identity).",
+        min=0,
+    )
     init_weights: str | None = _f(
         None, "Start from these model weights (.safetensors or a run directory), e.g. for --finetune.", kind="path"
     )

@@ -174,9 +174,10 @@ def _check_resume_changes(saved: TrainConfig, cfg: TrainConfig) -> None:
 
 
 def _resolve_model_size(cfg: TrainConfig, resume: bool = False) -> TrainConfig:
-    """Fill in ``layer_size``/``base_channels`` from ``init_weights`` or the defaults."""
+    """Fill in ``layer_size``/``base_channels``/``refine_channels`` from ``init_weights`` or the defaults."""
     if resume and cfg.layer_size is not None and cfg.base_channels is not None:
-        return cfg  # resolved when the run started; init_weights is not needed any more
+        # resolved when the run started (a run from before refine_channels existed had none)
+        return cfg if cfg.refine_channels is not None else cfg.resolved(refine_channels=0)
     if cfg.init_weights is not None:
         from pconv_kit.models import read_model_config
 
@@ -190,6 +191,13 @@ def _resolve_model_size(cfg: TrainConfig, resume: bool = False) -> TrainConfig:
                     f"leave {key} unset to take it from the weights"
                 )
             changes[key] = have
+        have = model_cfg.get("refine_channels", 0)
+        if cfg.refine_channels is not None and cfg.refine_channels != have and have != 0:
+            raise ConfigError(
+                f"refine_channels is {cfg.refine_channels} but init_weights {cfg.init_weights} has refine_channels = "
+                f"{have}; leave it unset to take it from the weights (only weights without a refinement can get one)"
+            )
+        changes["refine_channels"] = have if cfg.refine_channels is None else cfg.refine_channels
         return cfg.resolved(**changes)
     layer_size = cfg.layer_size
     if layer_size is None:
@@ -199,7 +207,20 @@ def _resolve_model_size(cfg: TrainConfig, resume: bool = False) -> TrainConfig:
                 f"size {cfg.size} is divisible by 2 only {layer_size} time(s), allowing only layer_size {layer_size}; "
                 f"use a size that is a multiple of 16 (e.g. {(cfg.size // 16 + 1) * 16}) or set layer_size"
             )
-    return cfg.resolved(layer_size=layer_size, base_channels=cfg.base_channels or 64)
+    return cfg.resolved(
+        layer_size=layer_size, base_channels=cfg.base_channels or 64, refine_channels=cfg.refine_channels or 0
+    )
+
+
+def _add_refinement(model: PConvUNet, refine_channels: int) -> PConvUNet:
+    """``model`` with a new, zero-initialised refinement: the same function until the refinement is trained."""
+    from pconv_kit.models import PConvUNet
+
+    grown = PConvUNet.from_config({**model.config, "refine_channels": refine_channels}).train()
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("refine.") for key in missing):  # pragma: no cover - same architecture
+        raise ConfigError(f"cannot add a refinement to these weights: missing {missing}, unexpected {unexpected}")
+    return grown
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -265,7 +286,7 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, dict[
                 "run directory of pconv-kit train)"
             )
         saved = load_config(run_dir)
-        fill = {k: getattr(saved, k) for k in ("seed", "layer_size", "base_channels", "images") if getattr(cfg, k) is None}
+        fill = {k: getattr(saved, k) for k in ("seed", "layer_size", "base_channels", "refine_channels", "images") if getattr(cfg, k) is None}
         cfg = cfg.resolved(**fill)
         _check_resume_changes(saved, cfg)
         state = load_training_state(run_dir / STATE_FILE)
@@ -522,8 +543,14 @@ class _Trainer:
         torch.manual_seed(cfg.seed)  # type: ignore[arg-type]
         if cfg.init_weights is not None and state is None:
             model = load_model(cfg.init_weights).train()
+            if cfg.refine_channels and not model.refine_channels:
+                model = _add_refinement(model, cfg.refine_channels)
         else:
-            model = PConvUNet(layer_size=cfg.layer_size, base_channels=cfg.base_channels)  # type: ignore[arg-type]
+            model = PConvUNet(
+                layer_size=cfg.layer_size,  # type: ignore[arg-type]
+                base_channels=cfg.base_channels,  # type: ignore[arg-type]
+                refine_channels=cfg.refine_channels or 0,
+            )
         if state is not None:
             model.load_state_dict(state["model"])
         model.freeze_encoder_bn = cfg.finetune
@@ -680,10 +707,11 @@ class _Trainer:
         amp = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         description = (
             f"{'resuming' if self.resume else 'training'} PConvUNet(layer_size={cfg.layer_size}, "
-            f"base_channels={cfg.base_channels}, {n_params / 1e6:.2f}M parameters) from step {start_step} to "
+            f"base_channels={cfg.base_channels}{f', refine_channels={cfg.refine_channels}' if cfg.refine_channels else ''}, "
+            f"{n_params / 1e6:.2f}M parameters) from step {start_step} to "
             f"{cfg.steps}{' (fine-tuning)' if cfg.finetune else ''}\n"
             f"  data: {len(self.split.train)} training images, {self.n_val} validation images from {cfg.images}; "
-            f"{'mask files from ' + str(cfg.masks) if cfg.masks else 'generated masks'}; crops {cfg.size}x{cfg.size}\n"
+            f"{'mask files from ' + str(cfg.masks) if cfg.masks else f'generated {cfg.mask_kind} masks'}; crops {cfg.size}x{cfg.size}\n"
             f"  batch {cfg.batch_size} on {ctx.world_size} process(es), device {ctx.device} ({amp}), lr {cfg.stage_lr:g}, "
             f"perceptual {'on' if cfg.perceptual else 'off'}, seed {cfg.seed}\n"
             f"  run directory: {self.run_dir}"
