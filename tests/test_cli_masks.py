@@ -233,3 +233,18 @@ def test_bad_family_options_exit_2_before_writing(tmp_path: Path, args: list[str
     result = run("--num", "2", "--size", "32", "32", "--out", str(out), *args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_the_original_tools_command_runs_as_typed_in_an_empty_folder(tmp_path: Path) -> None:
+    """`pconv-kit masks --num 6 --min-units 5 --max-units 12`, exactly: masks/ in the current folder."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pconv_kit_cli", "masks", "--num", "6", "--min-units", "5", "--max-units", "12"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == [f"mask_{i:05d}.png" for i in range(6)]
+    assert "Wrote 6 mask(s) to masks (hole-white: white = hole)." in result.stdout
+    assert read_mask(tmp_path / "masks" / "mask_00000.png").shape == (512, 512)

@@ -19,8 +19,10 @@ from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_err
 
 EPILOG = """\b
 Examples:
-  # 1000 masks of 512x512 pixels with 5-12 units each (white = hole)
-  pconv-kit masks --num 1000 --min-units 5 --max-units 12 --out masks/
+  # 6 masks of 512x512 pixels with 5-12 units each, written to masks/ (white = hole)
+  pconv-kit masks --num 6 --min-units 5 --max-units 12
+  # 1000 of them in another folder
+  pconv-kit masks --num 1000 --min-units 5 --max-units 12 --out train_masks/
   # 256x384 masks whose holes cover 10-20% of the image, reproducible with a seed
   pconv-kit masks --num 200 --size 256 384 --hole-ratio 0.1 0.2 --seed 0 --out masks/
   # large holes (50-60%)
@@ -90,8 +92,9 @@ def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     + ", ".join(f"{k} {v[1]} ({v[2]} with --hole-ratio)" for k, v in FAMILY_UNIT_COUNTS.items()) + "]",
 )
 @click.option(
-    "--out", "-o", type=click.Path(path_type=Path), metavar="DIR", required=True,
-    help="Folder for the mask files mask_00000.png, mask_00001.png, ... (created if missing).",
+    "--out", "-o", type=click.Path(path_type=Path), metavar="DIR", default=Path("masks"), show_default=True,
+    help="Folder for the mask files mask_00000.png, mask_00001.png, ... (created if missing; the default is "
+    "masks/ in the current folder).",
 )
 @click.option(
     "--size", nargs=2, type=int, default=(512, 512), show_default=True, metavar="H W",
