@@ -44,6 +44,8 @@ __all__ = [
     "unregister_model",
     "list_models",
     "model_info",
+    "ModelStatus",
+    "model_statuses",
     "default_model_name",
     "resolve_model_path",
     "load_model",
@@ -150,6 +152,65 @@ def model_info(name: str) -> ModelEntry:
     if entry is None:
         raise WeightsNotFoundError(_unknown_name_message(name))
     return entry
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What a registered model is and whether it is on this machine (see :func:`model_statuses`).
+
+    Attributes:
+        name: the registry name.
+        default: whether ``model=None`` / no ``--model`` uses it.
+        source: ``"built in"`` (shipped in the package), ``"download"``, or ``"download + convert (FORMAT)"``.
+        local: the weights file on this machine (the shipped file, or the cached download or conversion), or
+            ``None`` while it has not been downloaded.
+        size_bytes: the size of ``local``, or ``None``.
+        url: where it is downloaded from (``None`` for built-in models).
+        description, license: as registered.
+    """
+
+    name: str
+    default: bool
+    source: str
+    local: Path | None
+    size_bytes: int | None
+    url: str | None
+    description: str
+    license: str
+
+
+def model_statuses() -> list[ModelStatus]:
+    """Every registered model with its source and local state, sorted by name; downloads and checks nothing.
+
+    Example:
+        >>> [s.source for s in model_statuses() if s.default]
+        ['built in']
+    """
+    default = default_model_name()
+    out = []
+    for name in list_models():
+        entry = model_info(name)
+        local: Path | None
+        if entry.file is not None:
+            source = "built in"
+            local = Path(entry.file) if Path(entry.file).is_absolute() else _PACKAGE_DIR / entry.file
+        else:
+            from pconv_kit.utils.download import cache_dir
+
+            assert entry.url is not None
+            if entry.converter is not None:
+                from pconv_kit.convert.cache import converted_cache_path
+
+                source = f"download + convert ({entry.converter})"
+                local = converted_cache_path(entry.name)
+            else:
+                source = "download"
+                local = cache_dir() / (entry.filename or Path(entry.url).name)
+        if not local.is_file():
+            local = None
+        size = local.stat().st_size if local is not None else None
+        out.append(ModelStatus(name, name == default, source, local, size, entry.url, entry.description, entry.license))
+    return out
 
 
 def default_model_name() -> str | None:

@@ -49,7 +49,7 @@ model = click.option(
     metavar="NAME|PATH",
     default=None,
     help="Model weights: a .safetensors file or a run directory written by `pconv-kit train`, or a registered "
-    "model name (see `pconv_kit.list_models()`). Default: the built-in model pconv-photos-small.",
+    "model name (list them with `pconv-kit models`). Default: the built-in model pconv-photos-small.",
 )
 
 batch_size = click.option(

@@ -9,6 +9,9 @@ from pconv_kit_cli.commands.eval import eval_command
 from pconv_kit_cli.commands.export import export_command
 from pconv_kit_cli.commands.fill import fill
 from pconv_kit_cli.commands.masks import masks
+from pconv_kit_cli.commands.models import models_command
 from pconv_kit_cli.commands.train import train_command
 
-COMMANDS: list[click.Command] = [masks, fill, eval_command, convert_command, train_command, export_command]
+COMMANDS: list[click.Command] = [
+    masks, fill, eval_command, convert_command, train_command, export_command, models_command,
+]
