@@ -32,11 +32,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from pconv_kit.errors import InputValueError, WeightsNotFoundError
-from pconv_kit.models import PConvUNet
-from pconv_kit.models import load_model as _load_weights
+
+if TYPE_CHECKING:  # imported in load_model: listing and resolving models needs no torch
+    import torch
+
+    from pconv_kit.models import PConvUNet
 
 __all__ = [
     "ModelEntry",
@@ -299,6 +302,9 @@ def load_model(
         >>> load_model(None).config["layer_size"]  # the built-in default model
         7
     """
+    from pconv_kit.models import PConvUNet
+    from pconv_kit.models import load_model as _load_weights
+
     if isinstance(name_or_path, PConvUNet):
         return name_or_path.to(device)
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):

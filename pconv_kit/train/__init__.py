@@ -7,10 +7,28 @@ Example:
     >>> # summary = train(resume_config("runs/first", steps=2000), resume=True)   # go further
 
 See ``docs/training.md`` for the recipe, the run-directory layout, resuming and multi-GPU training.
+
+The trainer (and torch) is imported on first use; the configuration (:mod:`pconv_kit.train.config`) alone is
+cheap, which keeps ``pconv-kit train --help`` fast.
 """
 
-from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig, load_config
-from pconv_kit.train.trainer import TrainSummary, evaluate, make_grid, resume_config, train
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pconv_kit.utils.lazy import lazy_attributes
+
+_EXPORTS = {
+    **dict.fromkeys(("RESUME_CHANGEABLE", "TrainConfig", "load_config"), "pconv_kit.train.config"),
+    **dict.fromkeys(("TrainSummary", "evaluate", "make_grid", "resume_config", "train"), "pconv_kit.train.trainer"),
+}
+__getattr__, __dir__ = lazy_attributes(
+    __name__, _EXPORTS, ("checkpoint", "config", "data", "display", "distributed", "trainer")
+)
+
+if TYPE_CHECKING:
+    from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig, load_config
+    from pconv_kit.train.trainer import TrainSummary, evaluate, make_grid, resume_config, train
 
 __all__ = [
     "TrainConfig",

@@ -16,8 +16,7 @@ import click
 from click.core import ParameterSource
 
 from pconv_kit.errors import WeightsNotFoundError
-from pconv_kit.train import TrainConfig, resume_config, train
-from pconv_kit.train.config import RESUME_CHANGEABLE
+from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_errors
 
@@ -180,6 +179,8 @@ def train_command(
     encoder BatchNorm frozen; gradient clipping; mixed precision on CUDA. Every option can also be set in a
     TOML file (--config). Under torchrun it trains on all processes with DistributedDataParallel.
     """
+    from pconv_kit.train import resume_config, train  # the trainer (and torch): not needed for --help
+
     explicit = _explicit(ctx, values)
     with library_errors():
         if resume_dir is not None:
