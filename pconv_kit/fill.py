@@ -685,6 +685,15 @@ def fill_folder(
         for size in list(groups):
             run(groups.pop(size))
         drain(0)
+    except KeyboardInterrupt:
+        # Ctrl-C: no new work; the writes already running finish (the finally below waits for them) and are
+        # reported through on_result, so a caller's counts match the files on disk.
+        reader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
+        for future in writes:
+            if future.done() and not future.cancelled():
+                record(future.result())
+        raise
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)

@@ -152,3 +152,73 @@ def test_empty_folder(workspace: Path) -> None:
     (workspace / "empty").mkdir()
     result = invoke("fill", workspace / "empty", workspace / "out", "--model", workspace / "model.safetensors")
     assert result.exit_code == 0 and "no images found" in result.output
+
+
+def test_plain_progress_lines_without_a_terminal(workspace: Path) -> None:
+    """CliRunner is not a terminal: no bar, but a plain progress line (here only the final one)."""
+    result = invoke("fill", workspace / "in", workspace / "out", "--mask", workspace / "mask.png",
+                    "--model", workspace / "model.safetensors", "--device", "cpu")
+    assert result.exit_code == 0
+    assert re.search(r"^filled 3/3 \(\d+\.\d images/s\)$", result.output, re.M), result.output
+    quiet = invoke("fill", workspace / "in", workspace / "out2", "--mask", workspace / "mask.png",
+                   "--model", workspace / "model.safetensors", "--device", "cpu", "--quiet")
+    assert "filled 3/3" not in quiet.output
+
+
+def test_plain_progress_rate_limit_and_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from pconv_kit_cli.commands.fill import _PlainProgress
+
+    now = [0.0]
+    buffer = io.StringIO()
+    plain = _PlainProgress(Console(file=buffer, width=200), interval=10.0, clock=lambda: now[0])
+    plain.total = 100
+    for _ in range(50):  # 50 images in 25 s: 2 images/s, a line every 10 s
+        now[0] += 0.5
+        plain.advance()
+    lines = buffer.getvalue().splitlines()
+    assert lines == ["filled 20/100 (2.0 images/s, ETA 40s)", "filled 40/100 (2.0 images/s, ETA 30s)"]
+    for _ in range(50):
+        now[0] += 2.0  # slower: the rate falls, the last image always gets a line
+        plain.advance()
+    assert buffer.getvalue().splitlines()[-1].startswith("filled 100/100 (")
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_counts_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """A real SIGINT to a running fill: exit 130, what was done, no partial file; the same command finishes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        write_image(src / f"img{i:02d}.png", rng.integers(0, 256, (128, 256, 3), dtype=np.uint8))
+    valid = np.ones((128, 256), np.float32)
+    valid[20:100, 60:180] = 0
+    write_mask(tmp_path / "mask.png", valid)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pconv_kit_cli", "fill", str(src), str(out), "--mask", str(tmp_path / "mask.png"),
+               "--device", "cpu", "--batch-size", "1", "--workers", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*.png"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr and "Aborted" not in stdout + stderr
+    match = re.search(r"interrupted \((\d+) done, 0 skipped, 0 failed\); run the same command again to resume", stdout)
+    assert match, stdout + stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == int(match.group(1)) and 0 < len(written) < 30
+    assert all(read_image(out / name).shape == (128, 256, 3) for name in written), "no partial file"
+    again = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(list(out.glob("*.png"))) == 30 and f"output exists ({len(written)})" in again.stdout

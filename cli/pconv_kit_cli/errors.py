@@ -16,6 +16,7 @@ from pconv_kit.errors import PConvKitError
 EXIT_OK = 0
 EXIT_PARTIAL_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 class CommandError(click.ClickException):

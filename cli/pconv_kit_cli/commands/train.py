@@ -18,9 +18,7 @@ from click.core import ParameterSource
 from pconv_kit.errors import WeightsNotFoundError
 from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig
 from pconv_kit_cli import options
-from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_errors
-
-EXIT_INTERRUPTED = 130
+from pconv_kit_cli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_FAILURE, CommandError, library_errors
 
 EPILOG = """\b
 Examples:
