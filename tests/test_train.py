@@ -377,3 +377,26 @@ def test_refinement_added_to_weights_without_one(tmp_path: Path, photos: Path) -
     # a run without init_weights builds the refinement from the config
     train(TrainConfig(out=str(tmp_path / "e"), steps=1, refine_channels=3, **common), reporter="none")
     assert load_model(tmp_path / "e").refine_channels == 3
+
+
+def test_refinement_learning_rate_scale(tmp_path: Path, photos: Path) -> None:
+    """refine_lr_scale gives the refinement its own Adam group at a multiple of the stage's learning rate; the
+    run resumes exactly with it."""
+    common = dict(images=str(photos), log_every=1, val_every=10, **TINY)
+    cfg = TrainConfig(out=str(tmp_path / "a"), steps=2, refine_channels=4, refine_lr_scale=10.0, **common)
+    from pconv_kit.train.trainer import _Trainer
+
+    groups = _Trainer._param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4), cfg)
+    assert len(groups) == 2 and groups[1]["lr_scale"] == 10.0 and len(groups[1]["params"]) == 6
+    assert len(_Trainer._param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4),
+                                      TrainConfig(**{**cfg.to_dict(), "refine_lr_scale": 1.0}))) == 1
+    train(cfg, reporter="none")
+    state = load_training_state(tmp_path / "a" / "training_state.pt")
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([2e-4, 2e-3])
+    train(TrainConfig(out=str(tmp_path / "b"), steps=4, refine_channels=4, refine_lr_scale=10.0, **common),
+          reporter="none")
+    train(resume_config(tmp_path / "a", steps=4), resume=True, reporter="none")
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed == uninterrupted"
+    with pytest.raises(ConfigError, match="refine_lr_scale must be > 0"):
+        TrainConfig.from_dict({"refine_lr_scale": 0})

@@ -139,6 +139,13 @@ class TrainConfig:
     lr: float = _f(2e-4, "Adam learning rate of the first stage.", min=0.0, exclusive=True)
     finetune: bool = _f(False, "Fine-tuning stage: encoder BatchNorm frozen, learning rate finetune_lr.")
     finetune_lr: float = _f(5e-5, "Adam learning rate of the fine-tuning stage.", min=0.0, exclusive=True)
+    refine_lr_scale: float = _f(
+        1.0,
+        "Learning rate of the refinement (refine_channels) as a multiple of the stage's; a refinement added to "
+        "trained weights starts at zero and can learn faster than the rest.",
+        min=0.0,
+        exclusive=True,
+    )
     grad_clip: float = _f(1.0, "Clip the gradient norm to this value (0 disables clipping).", min=0.0)
     amp: str = _f("auto", "Mixed precision: auto (bf16/fp16 on CUDA, off on CPU), off, bf16 or fp16.", choices=_AMP)
     device: str = _f("auto", "auto, cpu or cuda.", choices=_DEVICES)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -66,6 +66,9 @@ from pconv_kit.train.data import (
 from pconv_kit.train.display import Reporter, make_reporter
 from pconv_kit.train.distributed import DistContext, setup
 from pconv_kit.utils.files import atomic_write
+
+if TYPE_CHECKING:
+    from pconv_kit.models import PConvUNet
 
 __all__ = ["train", "resume_config", "TrainSummary", "evaluate", "make_grid"]
 
@@ -572,7 +575,7 @@ class _Trainer:
         else:
             self.ddp = model
         self.params = [p for p in model.parameters()]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.stage_lr)
+        self.optimizer = torch.optim.Adam(self._param_groups(model, cfg), lr=cfg.stage_lr)
         self.amp_dtype = _amp_dtype(cfg.amp, device)
         self.scaler = _grad_scaler(device, enabled=self.amp_dtype == torch.float16)
         if state is not None:
@@ -580,7 +583,18 @@ class _Trainer:
             if self.scaler.is_enabled() and state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
         for group in self.optimizer.param_groups:
-            group["lr"] = cfg.stage_lr
+            group["lr"] = cfg.stage_lr * group.get("lr_scale", 1.0)
+
+    @staticmethod
+    def _param_groups(model: PConvUNet, cfg: TrainConfig) -> list[dict[str, Any]]:
+        """One Adam group, or two when the refinement learns at ``refine_lr_scale`` times the stage's rate."""
+        if model.refine is None or cfg.refine_lr_scale == 1.0:
+            return [{"params": list(model.parameters())}]
+        refine = {id(p) for p in model.refine.parameters()}
+        return [
+            {"params": [p for p in model.parameters() if id(p) not in refine]},
+            {"params": list(model.refine.parameters()), "lr_scale": cfg.refine_lr_scale},
+        ]
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
