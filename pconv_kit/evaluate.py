@@ -49,9 +49,9 @@ import numpy as np
 import torch
 
 from pconv_kit.errors import InputValueError, PConvKitError
-from pconv_kit.fill import _mask_base
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, Inpainter
 from pconv_kit.io import from_float, list_images, read_image, read_mask, to_float
+from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
 from pconv_kit.utils.files import atomic_write_bytes
 
@@ -150,11 +150,6 @@ def opencv_inpaint(image: np.ndarray, valid: np.ndarray, method: str = "telea", 
 # ---------------------------------------------------------------------------------------------- pairing
 
 
-def _mask_key(path: Path) -> str:
-    """The image stem a mask file belongs to: ``a`` for ``a.png``, ``a_mask.png`` and ``a.mask.png``."""
-    return _mask_base(path) or path.stem
-
-
 def pair_files(
     images: Sequence[Path], masks: Sequence[Path], pairing: str = "auto"
 ) -> tuple[list[tuple[Path, Path]], list[Path], str]:
@@ -171,7 +166,7 @@ def pair_files(
         raise InputValueError(f"pairing must be 'auto', 'stem' or 'order'; got {pairing!r}")
     by_stem: dict[str, Path] = {}
     for mask in sorted(masks):
-        by_stem.setdefault(_mask_key(mask), mask)
+        by_stem.setdefault(mask_stem(mask), mask)
     if pairing == "auto":
         pairing = "stem" if any(img.stem in by_stem for img in images) else "order"
     if pairing == "order":
@@ -285,8 +280,10 @@ def evaluate_folder(
 
     Args:
         images_dir: folder of ground-truth images.
-        masks_dir: folder of mask files, read with ``mask_convention``; a mask of another size is resized
-            (nearest neighbour) to its image. With ``recursive``, a mask's first sub-folder names its family.
+        masks_dir: folder of mask files, read with ``mask_convention``; a mask of another size with the same
+            aspect ratio is resized (nearest neighbour) to its image, another aspect ratio is a failure (the
+            rule of ``pconv-kit fill``, :func:`~pconv_kit.masks.files.fit_mask_to_image`). With ``recursive``, a
+            mask's first sub-folder names its family.
         model: as in :func:`pconv_kit.inpaint`; ``None`` is the built-in model.
         baselines: names from :data:`BASELINES` (empty: the model only).
         radius: ``cv2.inpaint`` radius.
@@ -334,8 +331,7 @@ def evaluate_folder(
             image = read_image(image_path)
             valid = read_mask(mask_path, mask_convention) > 0.5
             h, w = image.shape[:2]
-            if valid.shape != (h, w):
-                valid = cv2.resize(valid.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            valid = fit_mask_to_image(valid, h, w)[0]  # the rule of pconv-kit fill: same aspect ratio, or a failure
             ratio = float(1.0 - valid.mean())
             if ratio == 0.0:
                 raise InputValueError("the mask has no hole")

@@ -53,6 +53,7 @@ from pconv_kit.io import (
     to_float,
     write_image,
 )
+from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
 from pconv_kit.utils.files import atomic_write, atomic_write_bytes
 
@@ -73,7 +74,6 @@ FORMATS = ("keep", "png", "jpg", "webp", "tif")
 """Accepted values of ``fmt``: ``"keep"`` keeps each input's format."""
 
 _SUFFIX = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}
-_MASK_TAGS = ("_mask", ".mask")
 _EIGHT_BIT = {".jpg", ".jpeg", ".webp", ".bmp"}
 _NO_ALPHA = {".jpg", ".jpeg"}
 CONCAT_DIR = "concat"
@@ -206,15 +206,6 @@ def shard_from_env(environ: dict[str, str] | None = None) -> tuple[int, int] | N
     return None
 
 
-def _mask_base(path: Path) -> str | None:
-    """``"a"`` for ``a_mask.png`` / ``a.mask.png``, else ``None``."""
-    stem = path.stem
-    for tag in _MASK_TAGS:
-        if stem.endswith(tag) and len(stem) > len(tag):
-            return stem[: -len(tag)]
-    return None
-
-
 def is_sibling_mask(path: Path, stems: set[tuple[Path, str]]) -> bool:
     """Whether ``path`` is ``NAME_mask.*`` / ``NAME.mask.*`` next to an image ``NAME.*``.
 
@@ -228,7 +219,7 @@ def is_sibling_mask(path: Path, stems: set[tuple[Path, str]]) -> bool:
         >>> [is_sibling_mask(p, stems) for p in images]
         [False, True, False]
     """
-    base = _mask_base(path)
+    base = mask_stem(path, tagged_only=True)
     return base is not None and (path.parent, base) in stems
 
 
@@ -266,7 +257,7 @@ def plan_tasks(
     siblings: dict[tuple[Path, str], list[Path]] = collections.defaultdict(list)
     for p in images:
         if is_sibling_mask(p, stems):
-            siblings[(p.parent, _mask_base(p) or "")].append(p)
+            siblings[(p.parent, mask_stem(p, tagged_only=True) or "")].append(p)
     root = in_dir.resolve()
     resolved = [f.resolve() for f in folders]
     kept = [
@@ -311,7 +302,7 @@ class _MaskIndex:
         self.entries: dict[tuple[str, str], list[Path]] = collections.defaultdict(list)
         for path in list_images(root, recursive=recursive):
             parent = path.parent.relative_to(root).as_posix()
-            stem = _mask_base(path) or path.stem
+            stem = mask_stem(path)
             self.entries[(parent, stem)].append(path)
 
     def lookup(self, rel: Path, recursive: bool) -> tuple[Path | None, list[str]]:
@@ -374,20 +365,6 @@ def find_mask(
     looked = ["a masks folder match" if masks is not None else None, f"{src.stem}_mask.* / {src.stem}.mask.*"]
     looked.append("transparent pixels" if image.shape[2] == 4 else "an alpha channel")
     raise InputValueError(f"no mask found (looked for {', '.join(x for x in looked if x)})")
-
-
-def _fit_mask(valid: np.ndarray, height: int, width: int) -> tuple[np.ndarray, list[str]]:
-    """Resize a mask (nearest neighbour) to the image size when the aspect ratio matches (within 2%)."""
-    mh, mw = valid.shape
-    if (mh, mw) == (height, width):
-        return valid, []
-    if abs(mw * height - width * mh) > 0.02 * width * mh:
-        raise InputValueError(
-            f"size mismatch: the mask is {mw}x{mh} but the image is {width}x{height} (width x height) with "
-            "a different aspect ratio"
-        )
-    resized = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-    return resized.astype(np.float32), [f"mask resized from {mw}x{mh} to {width}x{height} (nearest neighbour)"]
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -584,10 +561,10 @@ def fill_folder(
             if valid is shared_mask:
                 with resize_lock:
                     if (h, w) not in resized_masks:
-                        resized_masks[(h, w)] = _fit_mask(valid, h, w)
+                        resized_masks[(h, w)] = fit_mask_to_image(valid, h, w)
                     valid, more = resized_masks[(h, w)]
             else:
-                valid, more = _fit_mask(valid, h, w)
+                valid, more = fit_mask_to_image(valid, h, w)
             job = inpainter.prepare(image, valid > 0.5, "valid", name=task.name)
             return _Loaded(task, job, source, warns + more, source == "alpha")
         except (PConvKitError, OSError, ValueError) as exc:

@@ -72,7 +72,6 @@ def make_images(folder: Path) -> dict[str, np.ndarray]:
     folder.mkdir()
     rng = np.random.default_rng(0)
     images = {
-        # sizes are whole multiples of the 32 x 32 masks, so nearest-neighbour resizing has no ties
         "a.png": rng.integers(0, 200, (64, 96, 3), dtype=np.uint8),
         "b.png": rng.integers(0, 60000, (96, 32, 4), dtype=np.uint16),
         "c.png": rng.integers(0, 200, (32, 32, 1), dtype=np.uint8),
@@ -82,39 +81,74 @@ def make_images(folder: Path) -> dict[str, np.ndarray]:
     return images
 
 
-def test_images_are_masked_with_mask_i_mod_n(tmp_path: Path) -> None:
+def test_one_mask_per_image_at_its_size_named_after_it(tmp_path: Path) -> None:
     images = make_images(tmp_path / "photos")
-    result = run("--num", "2", "--size", "32", "32", "--seed", "3", "--out", str(tmp_path / "m"),
+    result = run("--seed", "3", "--out", str(tmp_path / "m"), "--kind", "wide", "--hole-ratio", "0.1", "0.4",
                  "--images", str(tmp_path / "photos"), "--masked-out", str(tmp_path / "masked"))
     assert result.exit_code == 0, result.output
-    expected_names = ["a_mask_00000.png", "b_mask_00001.png", "c_mask_00000.png"]
-    assert sorted(p.name for p in (tmp_path / "masked").iterdir()) == expected_names
-    for (name, img), out_name in zip(sorted(images.items()), expected_names):
-        masked = read_image(tmp_path / "masked" / out_name)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert sorted(p.name for p in (tmp_path / "masked").iterdir()) == ["a.png", "b.png", "c.png"]
+    for name, img in images.items():
+        valid = read_mask(tmp_path / "m" / name)
+        assert valid.shape == img.shape[:2] and 0.1 <= 1 - valid.mean() <= 0.4
+        masked = read_image(tmp_path / "masked" / name)
         assert masked.shape == img.shape and masked.dtype == img.dtype
-        mask_file = tmp_path / "m" / f"mask_{out_name[-9:-4]}.png"
-        valid = read_mask(mask_file)
-        h, w = img.shape[:2]
-        # the mask resized with nearest neighbour: each mask pixel becomes an (h/32) x (w/32) block
-        resized = np.repeat(np.repeat(valid, h // 32, axis=0), w // 32, axis=1)
         colour = 3 if img.shape[2] == 4 else img.shape[2]
-        white = np.iinfo(img.dtype).max
-        assert (masked[resized == 0][:, :colour] == white).all(), "holes are painted white"
-        np.testing.assert_array_equal(masked[resized == 1], img[resized == 1])  # the rest is unchanged
+        assert (masked[valid == 0][:, :colour] == np.iinfo(img.dtype).max).all(), "holes are painted white"
+        np.testing.assert_array_equal(masked[valid == 1], img[valid == 1])  # the rest is unchanged
         if img.shape[2] == 4:
             np.testing.assert_array_equal(masked[..., 3], img[..., 3])  # alpha kept
-        assert (resized == 0).any()
+    assert "Wrote 3 mask(s) to" in result.stdout and "one per image" in result.stdout
     assert "Wrote 3 masked image(s)" in result.stdout
+    # reproducible with the seed
+    again = run("--seed", "3", "--out", str(tmp_path / "m2"), "--kind", "wide", "--hole-ratio", "0.1", "0.4",
+                "--images", str(tmp_path / "photos"))
+    assert again.exit_code == 0
+    assert all((tmp_path / "m" / n).read_bytes() == (tmp_path / "m2" / n).read_bytes() for n in images)
+
+
+def test_masks_then_fill_then_eval_on_photos_of_any_size(tmp_path: Path) -> None:
+    """The natural path: masks --images, then fill --masks and eval, with photos of several sizes and aspect
+    ratios (a JPEG among them): every photo is filled and scored, none is refused."""
+    import torch
+
+    from pconv_kit.models import PConvUNet, save_model
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for name, (h, w) in {"wide.png": (48, 160), "tall.jpg": (150, 60), "square.png": (100, 100)}.items():
+        write_image(photos / name, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    save_model(PConvUNet(layer_size=3, base_channels=4), tmp_path / "model.safetensors")
+    assert run("--images", str(photos), "--out", str(tmp_path / "masks"), "--kind", "blobs", "--seed", "0",
+               "--hole-ratio", "0.05", "0.3").exit_code == 0
+    filled = CliRunner().invoke(cli, ["fill", str(photos), str(tmp_path / "out"), "--masks", str(tmp_path / "masks"),
+                                      "--model", str(tmp_path / "model.safetensors"), "--device", "cpu"])
+    assert filled.exit_code == 0, filled.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["square.png", "tall.jpg", "wide.png"]
+    assert "warning" not in filled.output  # masks are at each photo's size: nothing resized
+    scored = CliRunner().invoke(cli, ["eval", str(photos), str(tmp_path / "masks"), "--model",
+                                      str(tmp_path / "model.safetensors"), "--device", "cpu", "--baselines", "none"])
+    assert scored.exit_code == 0 and "3 pair(s) scored, 0 failed" in scored.output
 
 
 def test_an_unreadable_image_gives_exit_code_1_and_the_others_are_written(tmp_path: Path) -> None:
     make_images(tmp_path / "photos")
     (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
-    result = run("--num", "1", "--size", "16", "16", "--out", str(tmp_path / "m"),
-                 "--images", str(tmp_path / "photos"), "--masked-out", str(tmp_path / "masked"))
+    result = run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "photos"), "--masked-out",
+                 str(tmp_path / "masked"))
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.stderr and "Traceback" not in result.output
-    assert len(list((tmp_path / "masked").iterdir())) == 3
+    assert len(list((tmp_path / "masked").iterdir())) == 3 and len(list((tmp_path / "m").iterdir())) == 3
+
+
+def test_images_sharing_a_stem_are_refused_before_writing(tmp_path: Path) -> None:
+    make_images(tmp_path / "photos")
+    write_image(tmp_path / "photos" / "a.jpg", np.zeros((8, 8, 3), np.uint8))
+    error = one_line_error(run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "photos")))
+    assert "a.jpg and a.png would both get the mask a.png" in error
+    assert not (tmp_path / "m").exists()
 
 
 def test_existing_files_are_kept_unless_overwrite(tmp_path: Path) -> None:
@@ -138,8 +172,10 @@ def test_existing_files_are_kept_unless_overwrite(tmp_path: Path) -> None:
         (["--num", "2", "--size", "0", "16"], "--size H W must be positive"),
         (["--num", "2", "--hole-ratio", "0.5", "0.2"], "--hole-ratio LO HI must satisfy"),
         (["--num", "2", "--unit-scale", "0"], "unit_scale must be a positive finite number"),
-        (["--num", "2", "--images", "."], "--images and --masked-out must be given together"),
-        (["--num", "2", "--masked-out", "x"], "--images and --masked-out must be given together"),
+        (["--num", "2", "--images", "."], "--images writes one mask per image, named after it; drop --num"),
+        (["--size", "8", "8", "--images", "."], "--images makes each mask the size of its image; drop --size"),
+        (["--num", "2", "--masked-out", "x"], "--masked-out needs --images"),
+        ([], "give --num N (how many masks to write), or --images DIR (one mask per image)"),
     ],
 )
 def test_bad_arguments_give_a_one_line_error_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -162,19 +198,19 @@ def test_output_path_problems(tmp_path: Path) -> None:
     assert "exists and is not a folder" in one_line_error(run("--num", "1", "--out", str(tmp_path / "file")))
     assert "cannot create --out folder" in one_line_error(run("--num", "1", "--out", str(tmp_path / "file" / "sub")))
     missing_images = one_line_error(
-        run("--num", "1", "--out", str(tmp_path / "m"), "--images", str(tmp_path / "nope"),
-            "--masked-out", str(tmp_path / "mo"))
+        run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "nope"), "--masked-out", str(tmp_path / "mo"))
     )
     assert "does not exist" in missing_images
     (tmp_path / "empty").mkdir()
     assert "no images found" in one_line_error(
-        run("--num", "1", "--out", str(tmp_path / "m"), "--images", str(tmp_path / "empty"),
-            "--masked-out", str(tmp_path / "mo"))
+        run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "empty"), "--masked-out", str(tmp_path / "mo"))
     )
-    assert "different folder" in one_line_error(
-        run("--num", "1", "--out", str(tmp_path / "m"), "--images", str(tmp_path / "empty"),
-            "--masked-out", str(tmp_path / "empty"))
-    )
+    make_images(tmp_path / "photos")
+    for args in (["--masked-out", str(tmp_path / "photos")], ["--out", str(tmp_path / "photos")],
+                 ["--masked-out", str(tmp_path / "m")]):
+        assert "different folder" in one_line_error(
+            run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "photos"), *args)
+        )
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")

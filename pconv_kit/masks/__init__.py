@@ -1,10 +1,11 @@
-"""Masks for inpainting: random irregular masks, mask datasets with augmentation.
+"""Masks for inpainting: random masks of several families, mask datasets with augmentation, mask-file rules.
 
 All masks are ``(H, W)`` float32 NumPy arrays with **1 = valid pixel, 0 = hole**. Mask *files* are read and
 written with :mod:`pconv_kit.io` (default file convention: white = hole).
 """
 
 from pconv_kit.masks.augment import MaskAugment, MaskFolder, augment_mask, fit_mask
+from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.masks.generator import (
     FAMILIES,
     FAMILY_UNIT_COUNTS,
@@ -35,4 +36,6 @@ __all__ = [
     "MaskAugment",
     "augment_mask",
     "fit_mask",
+    "fit_mask_to_image",
+    "mask_stem",
 ]
