@@ -15,6 +15,8 @@ __all__ = [
     "WeightsNotFoundError",
     "ChecksumError",
     "ConfigError",
+    "RunExistsError",
+    "VGGWeightsNotFoundError",
 ]
 
 
@@ -44,3 +46,15 @@ class ChecksumError(PConvKitError, ValueError):
 
 class ConfigError(PConvKitError, ValueError):
     """A configuration file or option set is invalid (unknown key, wrong type, ...)."""
+
+
+class RunExistsError(ConfigError):
+    """A new training run was asked for in a folder that already holds one (``run_dir``: that folder)."""
+
+    def __init__(self, message: str, run_dir: str = "") -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+class VGGWeightsNotFoundError(WeightsNotFoundError):
+    """The VGG16 ImageNet weights of the perceptual and style loss terms are not available."""

@@ -105,7 +105,10 @@ def test_config_file_and_precedence(tmp_path: Path, photos: Path) -> None:
         (["--steps", "0"], "steps must be >= 1; got 0"),
         (["--lr", "-1"], "lr must be > 0"),
         (["--hole-ratio", "0.5", "0.1"], "hole_ratio must be [lo, hi]"),
-        (["--size", "100"], "use a size that is a multiple of 16"),
+        (["--size", "100"], "use a multiple of 128 for the default 7 layers (e.g. size 128), or of 16 with "
+                            "layer_size 4 (e.g. size 112)"),
+        (["--size", "100", "--layer-size", "7"], "got size 100: use size 128, or a smaller layer_size"),
+        (["--size", "200", "--layer-size", "7"], "got size 200: use size 128 or 256, or a smaller layer_size"),
         (["--amp", "fp16", "--device", "cpu"], "needs a CUDA device"),
     ],
 )
@@ -164,13 +167,18 @@ def test_missing_vgg_weights_fail_fast_with_a_hint(tmp_path: Path, photos: Path)
     assert not (tmp_path / "r").exists()
     code, text = run("--images", str(photos), "--out", str(tmp_path / "r"), "--vgg-weights", str(tmp_path / "no.pth"), *args)
     assert code == 2 and "no.pth" in text
+    # missing --init-weights is not about VGG: no VGG hint for someone who passed --no-perceptual
+    code, text = run("--images", str(photos), "--out", str(tmp_path / "r"), "--init-weights", str(tmp_path / "w.safetensors"),
+                     *TINY)
+    assert code == 2 and "w.safetensors" in text and "VGG" not in text and "--no-perceptual" not in text
 
 
 def test_existing_run_and_resume_rules(tmp_path: Path, photos: Path) -> None:
     out = tmp_path / "run"
     assert run("--images", str(photos), "--out", str(out), "--steps", "1", *TINY)[0] == 0
     code, text = run("--images", str(photos), "--out", str(out), "--steps", "2", *TINY)
-    assert code == 2 and "already holds a training run" in text and "--resume" in text
+    assert code == 2 and "already holds a training run" in text and f"pconv-kit train --resume {out}" in text
+    assert "resume=True" not in text and text.count("--resume") == 1
     code, text = run("--resume", str(out), "--batch-size", "4")
     assert code == 2 and "batch_size (2 -> 4)" in text
     code, text = run("--resume", str(out), "--out", str(tmp_path / "other"))

@@ -42,7 +42,7 @@ def test_every_key_has_help_and_a_toml_form() -> None:
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata["help"], f.name
     text = TrainConfig(images="a", out="b", seed=1, layer_size=7, base_channels=64, masks="m", vgg_weights="v",
-                       init_weights="w", mask_weights="wide=1").to_toml()
+                       init_weights="w", mask_weights="wide=1", refine_channels=2).to_toml()
     for key in TrainConfig.keys():
         assert f"\n{key} = " in text, key
 

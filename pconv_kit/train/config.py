@@ -253,9 +253,11 @@ class TrainConfig:
             raise ConfigError(f"crop_scale must satisfy 0 < lo <= hi <= 1; got {list(self.crop_scale)}")
         if self.layer_size is not None and self.size % (2**self.layer_size):
             m = 2**self.layer_size
+            lower, upper = self.size // m * m, (self.size // m + 1) * m
+            sizes = f"size {lower} or {upper}" if lower else f"size {upper}"
             raise ConfigError(
                 f"size must be a multiple of 2**layer_size = {m} (layer_size={self.layer_size}); got size "
-                f"{self.size}: use size {max(m, self.size // m * m)} or {(self.size // m + 1) * m}, or a smaller layer_size"
+                f"{self.size}: use {sizes}, or a smaller layer_size"
             )
         if self.mask_weights is not None and self.mask_kind != "mixed":
             raise ConfigError(f"mask_weights apply to mask_kind = mixed only; got mask_kind = {self.mask_kind!r}")

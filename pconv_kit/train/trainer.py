@@ -32,7 +32,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pconv_kit.errors import ConfigError, InputValueError
+from pconv_kit.errors import (
+    ConfigError,
+    InputValueError,
+    RunExistsError,
+    VGGWeightsNotFoundError,
+    WeightsNotFoundError,
+)
 from pconv_kit.train.checkpoint import (
     BEST_FILE,
     CONFIG_FILE,
@@ -130,6 +136,13 @@ class TrainSummary:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+DEFAULT_LAYER_SIZE = 7
+
+
+def _next_multiple(n: int, m: int) -> int:
+    return max(m, -(-n // m) * m)
+
+
 def _two_adic(n: int) -> int:
     k = 0
     while n % 2 == 0 and n > 0:
@@ -204,11 +217,13 @@ def _resolve_model_size(cfg: TrainConfig, resume: bool = False) -> TrainConfig:
         return cfg.resolved(**changes)
     layer_size = cfg.layer_size
     if layer_size is None:
-        layer_size = min(7, _two_adic(cfg.size))
+        layer_size = min(DEFAULT_LAYER_SIZE, _two_adic(cfg.size))
         if layer_size < 4:
             raise ConfigError(
-                f"size {cfg.size} is divisible by 2 only {layer_size} time(s), allowing only layer_size {layer_size}; "
-                f"use a size that is a multiple of 16 (e.g. {(cfg.size // 16 + 1) * 16}) or set layer_size"
+                f"size {cfg.size} is divisible by 2 only {layer_size} time(s), which allows a PConvUNet of at most "
+                f"{layer_size} layers, too shallow to fill holes; use a multiple of 128 for the default 7 layers "
+                f"(e.g. size {_next_multiple(cfg.size, 128)}), or of 16 with layer_size 4 (e.g. size "
+                f"{_next_multiple(cfg.size, 16)})"
             )
     return cfg.resolved(
         layer_size=layer_size, base_channels=cfg.base_channels or 64, refine_channels=cfg.refine_channels or 0
@@ -299,9 +314,9 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, dict[
     existing = run_files(run_dir)
     if existing:
         names = ", ".join(p.name for p in existing)
-        raise ConfigError(
-            f"{run_dir} already holds a training run ({names}); continue it with --resume {run_dir} "
-            "(resume=True), or choose another output folder"
+        raise RunExistsError(
+            f"{run_dir} already holds a training run ({names}); resume it, or choose another output folder",
+            str(run_dir),
         )
     _check_writable(run_dir)
     if cfg.seed is None:
@@ -528,7 +543,12 @@ class _Trainer:
 
         device = self.ctx.device
         if cfg.perceptual:
-            extractor = self.feature_extractor if self.feature_extractor is not None else VGG16Features(weights=cfg.vgg_weights)
+            extractor = self.feature_extractor
+            if extractor is None:
+                try:
+                    extractor = VGG16Features(weights=cfg.vgg_weights)
+                except WeightsNotFoundError as exc:  # tell the VGG weights apart from init_weights
+                    raise VGGWeightsNotFoundError(str(exc)) from exc
         else:
             if self.feature_extractor is not None:
                 raise ConfigError("a feature_extractor was given but perceptual is false")
@@ -671,7 +691,14 @@ class _Trainer:
         ctx = self.ctx
         # rank 0 checks the run directory (and reads the training state); every rank gets the result
         cfg, state = ctx.run_on_main(_prepare_run_dir, self.cfg, self.resume)
+        unset_depth = cfg.layer_size is None and cfg.init_weights is None
         cfg = _resolve_model_size(cfg, self.resume)
+        if unset_depth and cfg.layer_size < DEFAULT_LAYER_SIZE:  # type: ignore[operator]
+            self.warn(
+                f"size {cfg.size} allows at most layer_size {cfg.layer_size} (2 ** layer_size must divide it), so "
+                f"this PConvUNet has {cfg.layer_size} layers instead of the default {DEFAULT_LAYER_SIZE}; use a "
+                f"multiple of 128 for the default (e.g. size {_next_multiple(cfg.size, 128)}), or set layer_size"
+            )
         if cfg.batch_size % ctx.world_size:
             raise ConfigError(
                 f"batch_size ({cfg.batch_size}) is the global batch and must be divisible by the number of "
@@ -874,7 +901,7 @@ class _Trainer:
             del it
         self.loop_time = time.perf_counter() - t_loop
         if interrupted:
-            self.warn(f"stopped at step {step}; checkpoint written; continue with: pconv-kit train --resume {self.run_dir}")
+            self.warn(f"stopped at step {step} (interrupted); checkpoint written, so the run can be resumed")
         return step, interrupted
 
     def _finish(self, summary: TrainSummary, final_step: int) -> TrainSummary:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pconv_kit.errors import WeightsNotFoundError
+from pconv_kit.errors import RunExistsError, VGGWeightsNotFoundError
 from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_FAILURE, CommandError, library_errors
@@ -130,7 +130,7 @@ def _explicit(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _vgg_hint(exc: WeightsNotFoundError) -> CommandError:
+def _vgg_hint(exc: VGGWeightsNotFoundError) -> CommandError:
     return CommandError(
         f"{exc}\nHint: pass --vgg-weights PATH (a VGG16 ImageNet weights file, e.g. torchvision's "
         "vgg16-397923af.pth), or --no-perceptual to train with the pixel losses (valid, hole, TV) only."
@@ -199,8 +199,13 @@ def train_command(
             return
         try:
             summary = train(cfg, resume=resume_dir is not None, quiet=quiet)
-        except WeightsNotFoundError as exc:
+        except VGGWeightsNotFoundError as exc:
             raise _vgg_hint(exc) from exc
+        except RunExistsError as exc:
+            raise CommandError(
+                f"{exc.run_dir} already holds a training run; continue it with: pconv-kit train --resume "
+                f"{exc.run_dir} (or choose another --out)"
+            ) from exc
     if summary.rank != 0:  # under torchrun only rank 0 reports
         return
     if summary.interrupted:
