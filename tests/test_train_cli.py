@@ -160,7 +160,8 @@ def test_read_only_run_dir(tmp_path: Path, photos: Path) -> None:
 
 
 def test_missing_vgg_weights_fail_fast_with_a_hint(tmp_path: Path, photos: Path) -> None:
-    args = [a for a in TINY if a != "--no-perceptual"]
+    """--perceptual asked for explicitly and no VGG16 weights: exit 2 with the ways out."""
+    args = [("--perceptual" if a == "--no-perceptual" else a) for a in TINY]
     code, text = run("--images", str(photos), "--out", str(tmp_path / "r"), *args)
     assert code == 2, text
     assert "VGG16" in text and "--vgg-weights" in text and "--no-perceptual" in text
@@ -192,3 +193,29 @@ def test_unreadable_files_give_exit_1(tmp_path: Path, photos: Path) -> None:
     assert text.count("skipping unreadable image") == 1 and "1 unreadable image file(s) were skipped" in text
     assert (tmp_path / "r" / "last.safetensors").is_file()
     torch.load(tmp_path / "r" / "training_state.pt", weights_only=True)
+
+
+def test_default_run_on_a_cpu_uses_the_cpu_small_preset(tmp_path: Path, photos: Path) -> None:
+    """`pconv-kit train --images photos/ --out runs/a` (plus a short run) works offline on a CPU: the cpu-small
+    preset, no VGG16 download; the run records what it used."""
+    code, text = run("--images", str(photos), "--out", str(tmp_path / "a"), "--steps", "2", "--size", "128",
+                     "--workers", "0", "--device", "cpu", "--batch-size", "2")
+    assert code == 0, text
+    assert "preset cpu-small (auto on the CPU): base_channels 24, perceptual off, loss_tv 0.5, loss_ssim 10" in text
+    used = TrainConfig.from_toml(tmp_path / "a" / "config.toml")
+    assert (used.preset, used.base_channels, used.perceptual, used.loss_tv, used.loss_ssim) == ("cpu-small", 24, False, 0.5, 10.0)
+    assert load_model(tmp_path / "a").base_channels == 24
+
+
+def test_paper_preset_without_vgg_weights_trains_without_them_and_says_so(tmp_path: Path, photos: Path) -> None:
+    args = [a for a in TINY if a != "--no-perceptual"]
+    code, text = run("--images", str(photos), "--out", str(tmp_path / "p"), "--steps", "1", "--preset", "paper", *args)
+    assert code == 0, text
+    assert text.count("perceptual and style terms off: no VGG16 ImageNet weights") == 1
+    used = TrainConfig.from_toml(tmp_path / "p" / "config.toml")
+    assert used.preset == "paper" and used.perceptual is False and used.loss_tv == 0.1 and used.loss_ssim == 0.0
+    assert used.base_channels == 8  # given explicitly: the preset does not override it
+    # --print-config shows what the preset resolves to
+    code, text = run("--images", str(photos), "--out", str(tmp_path / "x"), "--preset", "paper", "--device", "cpu",
+                     "--print-config")
+    assert code == 0 and "base_channels = 64" in text and "perceptual = true" in text

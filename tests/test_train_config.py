@@ -15,11 +15,12 @@ from pconv_kit.train.checkpoint import CONFIG_FILE
 
 
 def test_defaults_are_the_papers() -> None:
-    cfg = TrainConfig()
+    cfg, note = TrainConfig().with_preset("cuda")  # preset auto: the paper's recipe on CUDA
+    assert note.startswith("preset paper (auto on CUDA)")
     assert (cfg.lr, cfg.finetune_lr) == (2e-4, 5e-5)
     assert (cfg.loss_valid, cfg.loss_hole, cfg.loss_perceptual, cfg.loss_style, cfg.loss_tv) == (1, 6, 0.05, 120, 0.1)
     assert cfg.loss_ssim == 0  # not in the paper: off unless asked for
-    assert cfg.size == 256 and cfg.perceptual and not cfg.finetune
+    assert cfg.size == 256 and cfg.perceptual and not cfg.finetune and cfg.base_channels == 64
     assert cfg.stage_lr == 2e-4
     assert dataclasses.replace(cfg, finetune=True).stage_lr == 5e-5
     cfg.validate()
@@ -42,7 +43,8 @@ def test_every_key_has_help_and_a_toml_form() -> None:
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata["help"], f.name
     text = TrainConfig(images="a", out="b", seed=1, layer_size=7, base_channels=64, masks="m", vgg_weights="v",
-                       init_weights="w", mask_weights="wide=1", refine_channels=2).to_toml()
+                       init_weights="w", mask_weights="wide=1", refine_channels=2, perceptual=True,
+                       loss_tv=0.1, loss_ssim=0.0).to_toml()
     for key in TrainConfig.keys():
         assert f"\n{key} = " in text, key
 
@@ -177,3 +179,28 @@ def test_a_run_from_before_mask_families_resumes_with_its_units_masks(tmp_path: 
     assert load_config(run).mask_kind == "mixed"
     (tmp_path / "c.toml").write_text(old, encoding="utf-8")
     assert load_config(tmp_path / "c.toml").mask_kind == "mixed"
+
+
+def test_presets_fill_only_what_is_unset() -> None:
+    cpu, note = TrainConfig().with_preset("cpu")
+    assert (cpu.preset, cpu.base_channels, cpu.perceptual, cpu.loss_tv, cpu.loss_ssim) == ("cpu-small", 24, False, 0.5, 10.0)
+    assert note == "preset cpu-small (auto on the CPU): base_channels 24, perceptual off, loss_tv 0.5, loss_ssim 10"
+    paper, _ = TrainConfig(preset="paper").with_preset("cpu")  # asked for by name: the device does not matter
+    assert (paper.base_channels, paper.perceptual) == (64, True)
+    mine, note = TrainConfig(preset="cpu-small", perceptual=True, base_channels=32).with_preset("cpu")
+    assert (mine.base_channels, mine.perceptual, mine.loss_ssim) == (32, True, 10.0)
+    assert note == "preset cpu-small: loss_tv 0.5, loss_ssim 10"
+    # base_channels of init_weights win over the preset's
+    assert TrainConfig(init_weights="w.safetensors").with_preset("cpu")[0].base_channels is None
+    with pytest.raises(ConfigError, match="preset must be one of auto, paper, cpu-small; got 'gpu'"):
+        TrainConfig.from_dict({"preset": "gpu"})
+
+
+def test_a_run_from_before_presets_resumes_with_the_papers_values(tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    run.mkdir()
+    text = TrainConfig(images="p", out=str(run), seed=1, layer_size=3, base_channels=4, perceptual=False).to_toml()
+    old = "\n".join(line for line in text.splitlines() if not line.startswith("preset"))
+    (run / CONFIG_FILE).write_text(old, encoding="utf-8")  # no preset, no loss_tv, no loss_ssim
+    cfg = load_config(run)
+    assert (cfg.preset, cfg.perceptual, cfg.loss_tv, cfg.loss_ssim, cfg.base_channels) == ("paper", False, 0.1, 0.0, 4)

@@ -44,6 +44,13 @@ _DEVICES = ("auto", "cpu", "cuda")
 _CONVENTIONS = ("hole-white", "valid-white")
 _MASK_KINDS = ("units", "wide", "boxes", "blobs", "thin", "mixed")  # pconv_kit.masks.MASK_KINDS, without its import
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"base_channels": 64, "perceptual": True, "loss_tv": 0.1, "loss_ssim": 0.0},
+    "cpu-small": {"base_channels": 24, "perceptual": False, "loss_tv": 0.5, "loss_ssim": 10.0},
+}
+"""Values a preset gives the keys left unset (``None``): the paper's recipe, and the built-in model's for CPUs."""
+_PRESET_CHOICES = ("auto", *PRESETS)
+
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
     """A dataclass field with its help text and validation metadata."""
@@ -112,7 +119,9 @@ class TrainConfig:
     # ---------------------------------------------------------------- model
     layer_size: int | None = _f(
         None, "PConvUNet encoder depth (default 7, or that of init_weights); size must be a multiple of 2**layer_size.", min=1, group="model")
-    base_channels: int | None = _f(None, "PConvUNet width of the first layer (default 64, or that of init_weights).", min=1)
+    base_channels: int | None = _f(
+        None, "PConvUNet width of the first layer (default: the preset's, 64 or 24, or that of init_weights).", min=1
+    )
     refine_channels: int | None = _f(
         None,
         "Width of PConvUNet's full-resolution refinement (not in the paper; default 0 = off, or that of "
@@ -125,14 +134,29 @@ class TrainConfig:
     sync_bn: bool = _f(False, "Use SyncBatchNorm across processes (torchrun on GPUs).")
     channels_last: bool = _f(False, "Use the channels_last memory format (often faster on GPUs).")
     # ---------------------------------------------------------------- loss
-    perceptual: bool = _f(True, "Use the perceptual and style terms (needs VGG16 ImageNet weights).", group="loss")
+    preset: str = _f(
+        "auto",
+        "Defaults of the width, the perceptual/style terms, and the SSIM and TV weights: paper (the paper's "
+        "recipe: base_channels 64, perceptual and style on, TV 0.1, no SSIM), cpu-small (what trains on a CPU, the "
+        "built-in model's recipe: base_channels 24, perceptual off, TV 0.5, SSIM 10), or auto (paper on CUDA, "
+        "cpu-small on the CPU). Keys given explicitly win.",
+        choices=_PRESET_CHOICES,
+        group="loss",
+    )
+    perceptual: bool | None = _f(
+        None,
+        "Use the perceptual and style terms (needs VGG16 ImageNet weights; default: the preset's; when the "
+        "preset turns them on and no weights are found, they are turned off with a warning).",
+    )
     vgg_weights: str | None = _f(None, "VGG16 weights file (.pth or .safetensors) for the perceptual/style terms.", kind="path")
     loss_valid: float = _f(1.0, "Weight of the valid-pixel L1 term.", min=0.0)
     loss_hole: float = _f(6.0, "Weight of the hole L1 term.", min=0.0)
     loss_perceptual: float = _f(0.05, "Weight of the perceptual term.", min=0.0)
     loss_style: float = _f(120.0, "Weight of each style term.", min=0.0)
-    loss_tv: float = _f(0.1, "Weight of the total-variation term.", min=0.0)
-    loss_ssim: float = _f(0.0, "Weight of 1 - SSIM of the composite (not in the paper; 0 = off).", min=0.0)
+    loss_tv: float | None = _f(None, "Weight of the total-variation term (default: the preset's, 0.1 or 0.5).", min=0.0)
+    loss_ssim: float | None = _f(
+        None, "Weight of 1 - SSIM of the composite (not in the paper; 0 = off; default: the preset's, 0 or 10).", min=0.0
+    )
     # ---------------------------------------------------------------- optimisation
     steps: int = _f(100_000, "Train until this step (a resumed run may raise it to go further).", min=1, group="optimisation")
     batch_size: int = _f(6, "Global batch size (split over torchrun processes).", min=1)
@@ -270,6 +294,30 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    def with_preset(self, device_type: str) -> tuple[TrainConfig, str]:
+        """This config with its preset applied to the keys left unset, and a line saying what the preset set.
+
+        ``preset = "auto"`` becomes ``"paper"`` on CUDA and ``"cpu-small"`` elsewhere. ``base_channels`` is left
+        to ``init_weights`` when that is given.
+
+        Example:
+            >>> cfg, note = TrainConfig(loss_tv=0.2).with_preset("cpu")
+            >>> cfg.preset, cfg.base_channels, cfg.perceptual, cfg.loss_tv, cfg.loss_ssim
+            ('cpu-small', 24, False, 0.2, 10.0)
+            >>> note
+            'preset cpu-small (auto on the CPU): base_channels 24, perceptual off, loss_ssim 10'
+        """
+        name = self.preset if self.preset != "auto" else ("paper" if device_type == "cuda" else "cpu-small")
+        changes: dict[str, Any] = {}
+        for key, value in PRESETS[name].items():
+            if getattr(self, key) is None and not (key == "base_channels" and self.init_weights is not None):
+                changes[key] = value
+        shown = ", ".join(
+            f"{k} {('on' if v else 'off') if isinstance(v, bool) else f'{v:g}'}" for k, v in changes.items()
+        )
+        why = f" (auto on {'CUDA' if device_type == 'cuda' else 'the CPU'})" if self.preset == "auto" else ""
+        return self.resolved(preset=name, **changes), f"preset {name}{why}" + (f": {shown}" if shown else "")
+
     @property
     def stage_lr(self) -> float:
         """The learning rate of the current stage (``finetune_lr`` when ``finetune``, else ``lr``)."""
@@ -320,12 +368,19 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"{path.parent} holds no config.toml; is it a run directory written by pconv-kit train?")
     cfg = TrainConfig.from_toml(path)
-    # A run written before mask families existed drew its masks with the units family: keep them on resume.
     try:
-        legacy = "mask_kind" not in tomllib.loads(path.read_text(encoding="utf-8"))
+        keys = set(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # pragma: no cover - from_toml read it
-        legacy = False
-    return cfg.resolved(mask_kind="units") if legacy else cfg
+        keys = {"mask_kind", "preset"}
+    changes: dict[str, Any] = {}
+    # A run written before mask families existed drew its masks with the units family: keep them on resume.
+    if "mask_kind" not in keys:
+        changes["mask_kind"] = "units"
+    # A run written before presets existed had the paper's values for the keys it did not record.
+    if "preset" not in keys:
+        changes["preset"] = "paper"
+        changes.update({k: v for k, v in PRESETS["paper"].items() if k != "base_channels" and getattr(cfg, k) is None})
+    return cfg.resolved(**changes) if changes else cfg
 
 
 # ---------------------------------------------------------------------- helpers

@@ -537,6 +537,22 @@ class _Trainer:
             self.val_masks = torch.stack(msks).to(self.ctx.device)
         self.n_val = len(val_ok)
 
+    def _perceptual_or_warn(self, cfg: TrainConfig) -> TrainConfig:
+        """The preset asked for the perceptual terms: keep them if VGG16 weights can be found, else say so once."""
+        from pconv_kit.losses.vgg import resolve_vgg16_weights
+
+        try:
+            resolve_vgg16_weights(None)
+        except WeightsNotFoundError as exc:
+            reason = str(exc).splitlines()[0]
+            self.warn(
+                f"perceptual and style terms off: no VGG16 ImageNet weights ({reason}); training with the pixel "
+                "terms only. Give vgg_weights (--vgg-weights PATH) to use them, or set perceptual (--perceptual / "
+                "--no-perceptual) to decide yourself"
+            )
+            return cfg.resolved(perceptual=False)
+        return cfg
+
     def _setup_model(self, cfg: TrainConfig, state: dict[str, Any] | None) -> None:
         from pconv_kit.losses import InpaintingLoss, VGG16Features
         from pconv_kit.models import PConvUNet, load_model
@@ -691,6 +707,12 @@ class _Trainer:
         ctx = self.ctx
         # rank 0 checks the run directory (and reads the training state); every rank gets the result
         cfg, state = ctx.run_on_main(_prepare_run_dir, self.cfg, self.resume)
+        perceptual_from_preset = cfg.perceptual is None
+        cfg, preset_note = cfg.with_preset(ctx.device.type)
+        if not self.resume:
+            self.info(preset_note)
+        if perceptual_from_preset and cfg.perceptual and cfg.vgg_weights is None and self.feature_extractor is None:
+            cfg = self._perceptual_or_warn(cfg)
         unset_depth = cfg.layer_size is None and cfg.init_weights is None
         cfg = _resolve_model_size(cfg, self.resume)
         if unset_depth and cfg.layer_size < DEFAULT_LAYER_SIZE:  # type: ignore[operator]

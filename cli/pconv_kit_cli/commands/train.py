@@ -22,13 +22,18 @@ from pconv_kit_cli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_FAILURE, Command
 
 EPILOG = """\b
 Examples:
-  # train on a folder of photos (searched recursively; 2% held out for validation)
-  pconv-kit train --images photos/ --out runs/places --steps 200000 --batch-size 6
+  # train on a folder of photos (searched recursively; 2% held out for validation); on a CPU the
+  # cpu-small preset (the built-in model's recipe, no download), on CUDA the paper's (--preset)
+  pconv-kit train --images photos/ --out runs/exp1
 
 \b
-  # a small model that trains on a CPU, without the VGG16 perceptual/style terms
+  # a smaller model that trains on a CPU in minutes
   pconv-kit train --images photos/ --out runs/tiny --size 128 --layer-size 5 \\
-      --base-channels 16 --batch-size 4 --steps 2000 --no-perceptual --device cpu
+      --base-channels 16 --batch-size 4 --steps 2000 --device cpu
+
+\b
+  # the paper's recipe on a GPU
+  pconv-kit train --images places/ --out runs/places --preset paper --steps 200000
 
 \b
   # the same settings from a TOML file (keys = option names with _), flags override it
@@ -94,7 +99,8 @@ def _option_for(f: dataclasses.Field[Any]) -> Any:
     if t.startswith("bool"):
         default = f.default
         negative = _NEGATIVE.get(f.name, "--no-" + f.name.replace("_", "-"))
-        help_text += f" [default: {'on' if default else 'off'}]"
+        if default is not None:  # None: the preset decides (the help says so)
+            help_text += f" [default: {'on' if default else 'off'}]"
         return click.option(f"{flag}/{negative}", f.name, default=None, help=help_text)
     if meta.get("kind") == "pair":
         lo, hi = f.default_factory()  # type: ignore[misc]
@@ -195,7 +201,10 @@ def train_command(
             if missing:
                 raise CommandError(f"missing {' and '.join(missing)} (or set {' and '.join(m.split()[0][2:] for m in missing)} in --config)")
         if print_config:
-            click.echo(cfg.to_toml(), nl=False)
+            import torch
+
+            device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            click.echo(cfg.with_preset(device)[0].to_toml(), nl=False)
             return
         try:
             summary = train(cfg, resume=resume_dir is not None, quiet=quiet)
