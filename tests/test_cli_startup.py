@@ -59,3 +59,19 @@ def test_lazy_package_attributes() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         pconv_kit.nope  # noqa: B018
     assert CliRunner().invoke(cli, ["nope"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import pconv_kit; import pconv_kit.fill; f = pconv_kit.inpaint",
+        "import pconv_kit; f = pconv_kit.inpaint; import pconv_kit.evaluate; f = pconv_kit.inpaint",
+        "from pconv_kit.inpaint import Inpainter; from pconv_kit import inpaint as f",
+        "import pconv_kit.inpaint; import pconv_kit; f = pconv_kit.inpaint",
+    ],
+)
+def test_the_inpaint_function_is_not_shadowed_by_its_module(code: str) -> None:
+    # importing the sub-module pconv_kit.inpaint binds it on the package; the function must win, in any order
+    check = f"{code}; import types; assert callable(f) and not isinstance(f, types.ModuleType), f"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
