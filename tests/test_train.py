@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from pconv_kit.io import read_image
 from pconv_kit.losses import VGG16Features
 from pconv_kit.models import PConvUNet, load_model, read_model_config, save_model
 from pconv_kit.train import TrainConfig, evaluate, make_grid, resume_config, train
-from pconv_kit.train.checkpoint import load_training_state, state_dict_digest
+from pconv_kit.train.checkpoint import load_training_state, save_training_state, state_dict_digest
 from pconv_kit.train.data import scan_images, split_files
 from pconv_kit.train.display import Reporter
 
@@ -116,6 +117,9 @@ def test_tiny_model_learns_from_photos(tmp_path: Path, photos: Path) -> None:
     best = max(val_lines, key=lambda x: x["psnr"])
     assert summary.best_step == best["step"] and read_model_config(run / "best.safetensors")[1]["pconv_kit.step"] == str(best["step"])
     assert isinstance(load_model(run), PConvUNet)  # a run directory works as --model
+    # the last weights are the best ones exactly when the last validation was the best: then one file on disk
+    assert os.path.samefile(run / "last.safetensors", run / "best.safetensors") == (summary.best_step == 40)
+    assert os.path.samefile(run / "last.safetensors.json", run / "best.safetensors.json") == (summary.best_step == 40)
     # the training state loads without pickles and matches the final weights
     state = torch.load(run / "training_state.pt", weights_only=True)
     assert state["step"] == 40 and state["seed"] == 11
@@ -401,3 +405,27 @@ def test_refinement_learning_rate_scale(tmp_path: Path, photos: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed == uninterrupted"
     with pytest.raises(ConfigError, match="refine_lr_scale must be > 0"):
         TrainConfig.from_dict({"refine_lr_scale": 0})
+
+
+def test_last_and_best_weights_share_one_file_when_equal(tmp_path: Path, photos: Path) -> None:
+    # one validation, at the step of the checkpoint: last == best, stored once (a hard link)
+    run = tmp_path / "run"
+    cfg = TrainConfig(images=str(photos), out=str(run), steps=4, val_every=4, checkpoint_every=4, **TINY)
+    summary = train(cfg, reporter="none")
+    assert summary.best_step == 4
+    assert os.path.samefile(run / "last.safetensors", run / "best.safetensors")
+    assert (run / "last.safetensors").stat().st_nlink == 2
+    # a later checkpoint that is not the best (the state is told of an unbeatable best) replaces last alone:
+    # rewriting a name that was a link leaves the other name's weights as they were
+    best_before = _weights(run, "best.safetensors")
+    state = load_training_state(run / "training_state.pt")
+    save_training_state(run / "training_state.pt", {**state, "best_psnr": 1e9})
+    resumed = train(resume_config(run, steps=6), resume=True, reporter="none")
+    assert resumed.final_step == 6 and resumed.best_step == 4
+    assert not os.path.samefile(run / "last.safetensors", run / "best.safetensors")
+    assert read_model_config(run / "last.safetensors")[1]["pconv_kit.step"] == "6"
+    assert read_model_config(run / "best.safetensors")[1]["pconv_kit.step"] == "4"
+    best_after = _weights(run, "best.safetensors")
+    assert all(torch.equal(best_before[k], best_after[k]) for k in best_before)
+    assert not all(torch.equal(best_before[k], v) for k, v in _weights(run, "last.safetensors").items())
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]

@@ -672,12 +672,23 @@ class _Trainer:
             meta.update({f"pconv_kit.val_{k}": f"{v:.6g}" for k, v in val.items() if k in ("psnr", "ssim", "hole_l1")})
         return meta
 
+    def _link_best_as_last(self, step: int) -> bool:
+        """At a step whose weights were just saved as the best, ``last`` is the same file: link, do not copy."""
+        if self.best_step != step:
+            return False
+        from pconv_kit.utils.files import replace_with_link
+
+        best, last = self.run_dir / BEST_FILE, self.run_dir / LAST_FILE
+        sidecar = f"{BEST_FILE}.json", f"{LAST_FILE}.json"
+        return replace_with_link(best, last) and replace_with_link(self.run_dir / sidecar[0], self.run_dir / sidecar[1])
+
     def _checkpoint(self, step: int) -> None:
         if not self.ctx.is_main:
             return
         from pconv_kit.models import save_model
 
-        save_model(self.model, self.run_dir / LAST_FILE, metadata=self._weights_metadata(step, self.last_val))
+        if not self._link_best_as_last(step):
+            save_model(self.model, self.run_dir / LAST_FILE, metadata=self._weights_metadata(step, self.last_val))
         state = {
             "step": step,
             "steps": self.cfg.steps,

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_bytes", "replace_with_link"]
 
 
 def _default_mode() -> int:
@@ -71,3 +71,32 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: boo
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+
+
+def replace_with_link(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
+    """Make ``path`` a hard link to ``source``, replacing ``path`` atomically; False where links are refused.
+
+    For two files with the same content (a run's ``last`` and ``best`` weights at a validation step) this keeps
+    one copy on disk. Every writer in pconv-kit replaces files by renaming (:func:`atomic_write`), never writes
+    into them, so a later write of either name does not change the other.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> atomic_write_bytes(d / "a.bin", b"weights")
+        >>> replace_with_link(d / "a.bin", d / "b.bin"), (d / "b.bin").read_bytes()
+        (True, b'weights')
+    """
+    source, path = Path(source), Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.unlink()  # a unique name for the link, in the folder's temp-file pattern
+        os.link(source, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        return False
+    return True
