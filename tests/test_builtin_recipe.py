@@ -105,6 +105,8 @@ def test_card_table() -> None:
     assert card_table.margins(merged["pairs"][:2]) == pytest.approx((31 - 29.5, 0.99 - 0.96))
     with pytest.raises(SystemExit, match="not in the --baselines-from report"):
         card_table.merge_baselines(model_only, {"pairs": report["pairs"][:1]})
+    # one progress row: all-pairs means (pconv 30 / 0.9433), then blobs and wide margins
+    assert card_table.progress_row(report, "s") == "| s | 30.00 / 0.9433 | +1.00 / +0.0100 | +0.50 / -0.0100 |"
 
 
 def test_card_grid_row(tmp_path: Path) -> None:

@@ -9,8 +9,12 @@ All numbers are computed here from the report's per-pair scores. With --baseline
 come from another report of the same pairs (e.g. a model-only eval of a checkpoint, `--baselines none`, scored
 against the baselines computed once).
 
+With --row LABEL, only one line of the card's progress table is printed: all-pairs PSNR / SSIM of the model,
+then its margins over the better baseline for each family's pairs.
+
 Usage:
     python tools/builtin_model/card_table.py eval.json [--name pconv-photos-small] [--baselines-from full.json]
+    python tools/builtin_model/card_table.py checkpoint.json --baselines-from full.json --row "stage 8, step 8,000"
 """
 
 from __future__ import annotations
@@ -98,15 +102,29 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def progress_row(report: dict[str, Any], label: str) -> str:
+    """``| label | all-pairs PSNR / SSIM | margin per family ... |`` for the card's progress table."""
+    pairs = report["pairs"]
+    cells = [f"{_mean(pairs, MODEL, 'psnr'):.2f} / {_mean(pairs, MODEL, 'ssim'):.4f}"]
+    for family in families(report):
+        dp, ds = margins(groups(report, family)["all"])
+        cells.append(f"{dp:+.2f} / {ds:+.4f}")
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="JSON written by pconv-kit eval --json")
     parser.add_argument("--name", default="pconv-photos-small", help="model name for the column header")
     parser.add_argument("--baselines-from", type=Path, help="take the baselines' scores from this report")
+    parser.add_argument("--row", metavar="LABEL", help="print only the progress-table row of this checkpoint")
     args = parser.parse_args()
     report = json.loads(args.report.read_text(encoding="utf-8"))
     if args.baselines_from:
         report = merge_baselines(report, json.loads(args.baselines_from.read_text(encoding="utf-8")))
+    if args.row:
+        print(progress_row(report, args.row))
+        return
     print("Margins over the better baseline, PSNR (dB) / SSIM:\n")
     print(summary(report))
     for family in families(report):
