@@ -236,12 +236,21 @@ def plan_tasks(
     concat: bool = False,
     shard: tuple[int, int] = (0, 1),
     exclude: Sequence[str | os.PathLike[str]] = (),
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[list[FillTask], list[FileResult]]:
     """List the images of ``in_dir`` (sorted), drop sibling masks and excluded folders, keep this shard.
 
+    Every collision is decided here, before anything is written: an output may replace its own input (a fill in
+    place) but never another input, sibling mask or ``protect`` file, and never another file's output.
+
+    Args:
+        exclude: folders whose images are not inputs (a masks folder).
+        protect: files that are not inputs and must not be written over (a shared mask file).
+
     Returns:
-        ``(tasks, failures)``: the files this shard fills, and rows for files whose output name collides
-        with another file's (e.g. ``a.jpg`` and ``a.png`` with ``fmt="png"``).
+        ``(tasks, failures)``: the files this shard fills, and rows for files whose output would replace
+        another file: another input's output (``a.jpg`` and ``a.png`` with ``fmt="png"``), or another input
+        (``a.jpg`` filled in place as ``a.png`` next to an ``a.png`` input).
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if fmt not in FORMATS:
@@ -260,12 +269,12 @@ def plan_tasks(
             siblings[(p.parent, mask_stem(p, tagged_only=True) or "")].append(p)
     root = in_dir.resolve()
     resolved = [f.resolve() for f in folders]
-    kept = [
-        p
-        for p in images
-        if not is_sibling_mask(p, stems)
-        and not any((root / p.relative_to(in_dir)).is_relative_to(f) for f in resolved)
-    ]
+    guarded = {p.resolve() for p in protect}
+    outside = [p for p in images if not any((root / p.relative_to(in_dir)).is_relative_to(f) for f in resolved)]
+    kept = [p for p in outside if not is_sibling_mask(p, stems) and p.resolve() not in guarded]
+    # every file that is read (the images outside the excluded folders, sibling masks included, and the protected
+    # files): an output may only ever replace the input it comes from
+    originals = {_case_key(p.resolve()): p for p in outside} | {_case_key(p): p for p in guarded}
     tasks: list[FillTask] = []
     failures: list[FileResult] = []
     owners: dict[Path, Path] = {}
@@ -284,11 +293,43 @@ def plan_tasks(
                 )
             )
             continue
-        owners[key] = rel
         concat_dest = out_dir / CONCAT_DIR / out_rel if concat else None
+        own_source = _case_key(src.resolve())
+        victim = next(
+            (
+                originals[k]
+                for d in (out_dir / out_rel, concat_dest)
+                if d is not None and (k := _case_key(d.resolve())) in originals and k != own_source
+            ),
+            None,
+        )
+        if victim is not None:
+            failures.append(
+                FileResult(
+                    rel.as_posix(),
+                    "failed",
+                    f"output {out_rel.as_posix()} would replace the input {_shown(victim, in_dir)}; fill into "
+                    "another folder or choose another --format",
+                )
+            )
+            continue
+        owners[key] = rel
         own = tuple(sorted(siblings.get((src.parent, src.stem), [])))
         tasks.append(FillTask(i, src, rel, out_dir / out_rel, concat_dest, own))
     return tasks, failures
+
+
+def _case_key(path: Path) -> Path:
+    """``path`` as the file system compares names (case-insensitive on Windows)."""
+    return Path(str(path).lower()) if os.name == "nt" else path
+
+
+def _shown(path: Path, in_dir: Path) -> str:
+    """``path`` relative to the input folder where it lies inside it, else as given."""
+    try:
+        return path.resolve().relative_to(in_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # ---------------------------------------------------------------------------------------------- masks
@@ -409,6 +450,26 @@ class _Loaded:
     alpha_mask: bool
 
 
+def _check_output_folder(in_dir: Path, out_dir: Path, masks_dir: str | os.PathLike[str] | None) -> None:
+    """Refuse an output folder that is or holds the masks folder, or holds the input folder (``in_dir`` itself
+    is allowed with ``overwrite``, checked by the caller)."""
+    out = out_dir.resolve()
+    if masks_dir is not None:
+        masks = Path(masks_dir).resolve()
+        if masks == out or masks.is_relative_to(out):
+            what = "is" if masks == out else "holds"
+            raise InputValueError(
+                f"the output folder {out_dir} {what} the masks folder ({masks_dir}); the fills would be mixed with "
+                "the masks or replace them: choose another output folder"
+            )
+    source = in_dir.resolve()
+    if source != out and source.is_relative_to(out):
+        raise InputValueError(
+            f"the output folder {out_dir} holds the input folder ({in_dir}); choose an output folder outside it "
+            "(or the input folder itself with overwrite, to fill in place)"
+        )
+
+
 def fill_folder(
     in_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -493,6 +554,7 @@ def fill_folder(
         raise InputValueError("give either a mask file (--mask) or a masks folder (--masks), not both")
     if masks_dir is not None and not Path(masks_dir).is_dir():
         raise InputValueError(f"masks folder {masks_dir} does not exist or is not a folder")
+    _check_output_folder(in_dir, out_dir, masks_dir)
     if fmt not in FORMATS:
         raise InputValueError(f"format must be one of {FORMATS}; got {fmt!r}")
     if not 1 <= int(quality) <= 100:
@@ -515,7 +577,8 @@ def fill_folder(
     )
     exclude = [masks_dir] if masks_dir is not None else []
     tasks, collisions = plan_tasks(
-        in_dir, out_dir, recursive=recursive, fmt=fmt, concat=concat, shard=shard, exclude=exclude
+        in_dir, out_dir, recursive=recursive, fmt=fmt, concat=concat, shard=shard, exclude=exclude,
+        protect=[mask] if mask is not None else [],
     )
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,100 @@
+"""Hostile inputs (issue 12): folders and arguments built to make a run lose or overwrite data.
+
+Each case drives the real command (Click's runner) on a folder made by the ``hostile`` fixture, and checks the
+promise: nothing that was read is replaced unless it is the output of that same input, the run says why a file
+failed, and the exit code says it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pconv_kit.io import write_image, write_mask
+from pconv_kit.models import PConvUNet, save_model
+from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, EXIT_USAGE
+from pconv_kit_cli.main import cli
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """Content hash of every file under ``folder``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """``in/`` holds ``a.jpg`` and ``a.png`` (one stem, two formats) and ``b.png``; ``masks/`` one mask per
+    stem; ``model.safetensors`` a tiny untrained model."""
+    torch.manual_seed(0)
+    save_model(PConvUNet(layer_size=3, base_channels=8), tmp_path / "model.safetensors")
+    rng = np.random.default_rng(0)
+    src, masks = tmp_path / "in", tmp_path / "masks"
+    src.mkdir()
+    masks.mkdir()
+    for name in ("a.jpg", "a.png", "b.png"):
+        write_image(src / name, rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    valid = np.ones((24, 32), np.float32)
+    valid[5:15, 8:20] = 0
+    for stem in ("a", "b"):
+        write_mask(masks / f"{stem}.png", valid)
+    return tmp_path
+
+
+def fill(*args: str | Path) -> object:
+    return CliRunner().invoke(cli, ["fill", *map(str, args)], catch_exceptions=False)
+
+
+def test_in_place_fill_never_replaces_another_input(hostile: Path) -> None:
+    src = hostile / "in"
+    before = digests(src)
+    result = fill(src, src, "--overwrite", "--format", "png", "--masks", hostile / "masks",
+                  "--model", hostile / "model.safetensors")
+    assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
+    # a.jpg would have become a.png, the other input: refused before anything was written, and said so
+    flat = " ".join(result.output.split())
+    assert "a.jpg: output a.png would replace the input a.png" in flat
+    after = digests(src)
+    assert after["a.jpg"] == before["a.jpg"]
+    # a.png and b.png were filled in place (their own outputs), the only files that changed
+    assert after["a.png"] != before["a.png"] and after["b.png"] != before["b.png"]
+    assert sorted(after) == sorted(before)
+
+
+def test_a_shared_mask_file_inside_the_folder_is_neither_filled_nor_replaced(hostile: Path) -> None:
+    src = hostile / "in"
+    valid = np.ones((24, 32), np.float32)
+    valid[8:12, 8:12] = 0
+    write_mask(src / "hole.png", valid)
+    before = digests(src)
+    result = fill(src, src, "--overwrite", "--mask", src / "hole.png", "--format", "keep",
+                  "--model", hostile / "model.safetensors")
+    assert result.exit_code == 0, result.output
+    assert digests(src)["hole.png"] == before["hole.png"]
+    assert "hole.png" not in " ".join(result.output.split()).replace(str(src / "hole.png"), "")
+
+
+@pytest.mark.parametrize("where", ["masks", "parent of masks", "parent of input"])
+def test_an_output_folder_that_is_or_holds_an_input_folder_is_refused(hostile: Path, where: str) -> None:
+    src, masks = hostile / "in", hostile / "masks"
+    out = {"masks": masks, "parent of masks": hostile, "parent of input": hostile}[where]
+    if where == "parent of input":  # masks elsewhere, so only the input folder is inside the output
+        masks = hostile.parent / f"{hostile.name}_masks"
+        masks.mkdir()
+        write_mask(masks / "b.png", np.ones((24, 32), np.float32))
+    before = digests(hostile)
+    for extra in ((), ("--overwrite",)):
+        result = fill(src, out, "--masks", masks, "--model", hostile / "model.safetensors", *extra)
+        assert result.exit_code == EXIT_USAGE, result.output
+        assert "Traceback" not in result.output
+        message = " ".join(result.output.split())
+        assert ("holds the input folder" if where == "parent of input" else "the masks folder") in message
+    assert digests(hostile) == before
