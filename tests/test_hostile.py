@@ -8,15 +8,21 @@ failed, and the exit code says it.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors.torch import save_file
 
+from pconv_kit.errors import InputValueError
 from pconv_kit.io import write_image, write_mask
 from pconv_kit.models import PConvUNet, save_model
+from pconv_kit.models.serialization import CONFIG_KEY, load_model
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, EXIT_USAGE
 from pconv_kit_cli.main import cli
 
@@ -98,3 +104,58 @@ def test_an_output_folder_that_is_or_holds_an_input_folder_is_refused(hostile: P
         message = " ".join(result.output.split())
         assert ("holds the input folder" if where == "parent of input" else "the masks folder") in message
     assert digests(hostile) == before
+
+
+# ---------------------------------------------------------------------------------------------- model files
+
+
+def crafted(path: Path, config: object, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """A small safetensors file whose metadata says ``config`` (a string is stored as it is)."""
+    text = config if isinstance(config, str) else json.dumps(config)
+    save_file(tensors or {"x": torch.zeros(4)}, str(path), metadata={CONFIG_KEY: text})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"layer_size": 7, "base_channels": 100000}, "base_channels=100000 is out of range"),
+        ({"layer_size": 10**6, "base_channels": 8}, "layer_size=1000000 is out of range"),
+        ({"layer_size": "7", "base_channels": 8}, "layer_size='7' is out of range"),
+        ({"layer_size": 7, "base_channels": 2048}, "do not match the stored architecture"),
+        ('{"layer_size": 7, "base_', "is not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+    ],
+)
+def test_crafted_model_files_are_refused_before_anything_is_allocated(
+    hostile: Path, config: object, message: str
+) -> None:
+    weights = crafted(hostile / "crafted.safetensors", config)
+    started = time.perf_counter()
+    with pytest.raises(InputValueError, match=re.escape(message)):
+        load_model(weights)
+    assert time.perf_counter() - started < 20  # no gigabytes built: base_channels=2048 alone is 6e10 weights
+    out = hostile / "out"
+    result = fill(hostile / "in", out, "--masks", hostile / "masks", "--model", weights)
+    assert result.exit_code == EXIT_USAGE and "Traceback" not in result.output, result.output
+    assert message.split("=")[0].split(" (")[0] in " ".join(result.output.split())
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_pickle_given_as_model_is_named_and_sent_to_convert(hostile: Path) -> None:
+    torch.save(PConvUNet(layer_size=3, base_channels=8).state_dict(), hostile / "old.pth")
+    with pytest.raises(InputValueError, match=r"PyTorch pickle checkpoint .* `pconv-kit convert`"):
+        load_model(hostile / "old.pth")
+    result = fill(hostile / "in", hostile / "out", "--masks", hostile / "masks", "--model", hostile / "old.pth")
+    assert result.exit_code == EXIT_USAGE and "pconv-kit convert" in " ".join(result.output.split())
+
+
+def test_a_model_with_nan_weights_is_refused(hostile: Path) -> None:
+    model = PConvUNet(layer_size=3, base_channels=8)
+    with torch.no_grad():
+        model.decoder[-1].conv.weight[0, 0, 0, 0] = float("nan")
+    save_model(model, hostile / "nan.safetensors")
+    with pytest.raises(InputValueError, match="NaN or infinite"):
+        load_model(hostile / "nan.safetensors")
+    result = fill(hostile / "in", hostile / "out", "--masks", hostile / "masks", "--model", hostile / "nan.safetensors")
+    assert result.exit_code == EXIT_USAGE, result.output

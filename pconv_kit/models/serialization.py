@@ -20,7 +20,10 @@ from pconv_kit.errors import InputValueError, WeightsNotFoundError
 from pconv_kit.models.unet import PConvUNet
 from pconv_kit.utils.files import atomic_write
 
-__all__ = ["save_model", "load_model", "read_model_config", "resolve_weights_path", "CONFIG_KEY"]
+__all__ = [
+    "save_model", "load_model", "read_model_config", "check_model_config", "resolve_weights_path", "CONFIG_KEY",
+    "CONFIG_LIMITS",
+]
 
 CONFIG_KEY = "pconv_kit.config"
 FORMAT_KEY = "pconv_kit.format"
@@ -74,16 +77,59 @@ def resolve_weights_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+# Upper bounds of the integer config values a file may ask for: ten times the paper's model and beyond. A
+# crafted file must not make the loader build a model of gigabytes before its tensors are looked at.
+CONFIG_LIMITS = {"in_channels": 64, "out_channels": 64, "layer_size": 12, "base_channels": 4096, "refine_channels": 1024}
+
+
+def _refuse_pickle(path: Path) -> None:
+    """A PyTorch checkpoint (zip archive or bare pickle) given where a safetensors file is expected."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        raise InputValueError(
+            f"{path} is a PyTorch pickle checkpoint (torch.save), not a safetensors file; pconv-kit does not load "
+            "pickles, which can run code. Convert it once with `pconv-kit convert` (it reads the tensors only)"
+        )
+
+
+def check_model_config(config: Any, where: str | os.PathLike[str] = "config") -> dict[str, Any]:
+    """Check a stored :attr:`PConvUNet.config` before anything is built from it; returns it.
+
+    Raises:
+        InputValueError: not a JSON object, or an integer value of the wrong type or beyond
+            :data:`CONFIG_LIMITS` (unknown keys and smaller errors are left to :meth:`PConvUNet.from_config`).
+    """
+    if not isinstance(config, dict):
+        raise InputValueError(f"{where}: the model config must be a JSON object; got {type(config).__name__}")
+    for key, top in CONFIG_LIMITS.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+            raise InputValueError(
+                f"{where}: model config {key}={value!r} is out of range (an integer from 0 to {top}); the file is "
+                "damaged or not a pconv-kit model"
+            )
+    return config
+
+
 def read_model_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Return ``(config, metadata)`` stored in a saved model, without loading the tensors."""
+    """Return ``(config, metadata)`` stored in a saved model, without loading the tensors.
+
+    Raises:
+        WeightsNotFoundError: no such file.
+        InputValueError: a pickle, not a safetensors file, or a config that is not valid JSON or out of range.
+    """
     path = resolve_weights_path(path)
+    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputValueError(f"{path} is not a readable safetensors file: {exc}") from exc
     if CONFIG_KEY in metadata:
-        config = json.loads(metadata[CONFIG_KEY])
+        text, where = metadata[CONFIG_KEY], f"{path} (metadata '{CONFIG_KEY}')"
     else:
         sidecar = path.with_name(path.name + ".json")
         if not sidecar.is_file():
@@ -91,8 +137,38 @@ def read_model_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
                 f"{path} has no '{CONFIG_KEY}' metadata and no {sidecar.name} beside it; cannot tell the "
                 "architecture (was it saved with pconv_kit.models.save_model?)"
             )
-        config = json.loads(sidecar.read_text())["config"]
-    return config, metadata
+        text, where = sidecar.read_text(encoding="utf-8", errors="replace"), str(sidecar)
+    try:
+        config = json.loads(text)
+        if CONFIG_KEY not in metadata:  # the sidecar holds {"format", "config", "metadata"}
+            config = config["config"]
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise InputValueError(f"{where}: the model config is not valid JSON ({exc})") from exc
+    return check_model_config(config, where), metadata
+
+
+def _check_tensors(path: Path, config: dict[str, Any]) -> None:
+    """Compare the file's tensor names and shapes (header only) with those of ``config``'s model (meta device)."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in PConvUNet.from_config(config).state_dict().items()}
+    except (TypeError, ValueError) as exc:
+        raise InputValueError(f"{path}: cannot build a model from the stored config {config}: {exc}") from exc
+    with safe_open(str(path), framework="pt") as fh:
+        stored = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "",
+                f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
+                ", ".join(f"{k} is {stored[k]}, expected {expected[k]}" for k in wrong[:3]) if wrong else "",
+            )
+            if part
+        )
+        raise InputValueError(f"weights in {path} do not match the stored architecture {config}: {detail}")
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> PConvUNet:
@@ -105,12 +181,21 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 
     Raises:
         WeightsNotFoundError: no such file, or a directory without checkpoints.
-        InputValueError: not a pconv-kit safetensors file, or weights that do not fit the stored config.
+        InputValueError: a pickle or not a pconv-kit safetensors file, a config that is not valid JSON or out of
+            range, tensors whose names or shapes do not fit the config (checked from the header, before any
+            allocation), or weights that are not finite.
     """
     path = resolve_weights_path(path)
     config, _ = read_model_config(path)
+    _check_tensors(path, config)  # names and shapes from the header, before anything is allocated
     model = PConvUNet.from_config(config)
     state = load_file(str(path), device="cpu")
+    bad = sorted(k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if bad:
+        raise InputValueError(
+            f"weights in {path} hold NaN or infinite values ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); "
+            "a model like that fills holes with garbage: use an earlier checkpoint"
+        )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
