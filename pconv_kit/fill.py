@@ -650,6 +650,11 @@ def fill_folder(
                 result.reason = "no holes; copied"
                 output = job.image.reshape(job.shape)
             else:
+                if prediction is not None and not np.isfinite(prediction).all():
+                    return FileResult(
+                        task.name, "failed", "the model's output is not finite (NaN or infinity); nothing written",
+                        mask=item.mask_source,
+                    )
                 output = inpainter.finish(job, prediction)
                 if item.alpha_mask and prediction is not None:  # filled pixels become opaque
                     top = 1.0 if output.dtype.kind == "f" else np.iinfo(output.dtype).max

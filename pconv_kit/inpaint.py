@@ -275,8 +275,8 @@ def _np_from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _torch_to_float(x: torch.Tensor) -> torch.Tensor:
-    if x.is_floating_point():
-        return x.float().clamp(0, 1)
+    if x.is_floating_point():  # as the NumPy path (pconv_kit.io.to_float): NaN -> 0, then clipped
+        return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1)
     return x.float() / float(torch.iinfo(x.dtype).max)
 
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from pconv_kit.errors import InputValueError
+from pconv_kit.inpaint import Inpainter, inpaint
 from pconv_kit.io import write_image, write_mask
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
@@ -159,3 +160,39 @@ def test_a_model_with_nan_weights_is_refused(hostile: Path) -> None:
         load_model(hostile / "nan.safetensors")
     result = fill(hostile / "in", hostile / "out", "--masks", hostile / "masks", "--model", hostile / "nan.safetensors")
     assert result.exit_code == EXIT_USAGE, result.output
+
+
+# ---------------------------------------------------------------------------------------------- non-finite values
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_hole_values_are_ignored_by_the_tensor_api(bad: float) -> None:
+    torch.manual_seed(0)
+    model = PConvUNet(layer_size=3, base_channels=8).eval()
+    image = torch.rand(2, 3, 32, 32)
+    valid = torch.ones(2, 1, 32, 32)
+    valid[:, :, 8:20, 4:30] = 0
+    clean = image.masked_fill(valid == 0, 0.0)
+    dirty = image.masked_fill(valid == 0, bad)
+    # the model and its predict: what the holes held does not matter, NaN and infinity included
+    with torch.no_grad():
+        assert torch.equal(model(dirty, valid)[0], model(clean, valid)[0])
+    assert torch.equal(model.predict(dirty, valid), model.predict(clean, valid))
+    # inpaint: the holes are filled with finite values, known pixels kept as they are
+    filled = inpaint(dirty, valid, model)
+    assert torch.isfinite(filled).all()
+    assert torch.equal(filled[valid.expand_as(filled) == 1], image[valid.expand_as(image) == 1])
+    assert torch.equal(filled, inpaint(clean, valid, model))
+
+
+def test_fill_fails_a_file_whose_output_is_not_finite(hostile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # weights are checked when loaded; an overflow at run time (e.g. in float16) must still not be written
+    def poisoned(self: Inpainter, jobs: list) -> list:
+        return [None if not job.has_holes else np.full((*job.size, 3), np.nan, np.float32) for job in jobs]
+
+    monkeypatch.setattr(Inpainter, "predict_batch", poisoned)
+    out = hostile / "out"
+    result = fill(hostile / "in", out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
+    assert "the model's output is not finite" in " ".join(result.output.split())
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]

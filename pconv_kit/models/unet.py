@@ -361,6 +361,7 @@ class PConvUNet(nn.Module):
         mask = mask.to(image.dtype)
         mean, std = self.mean.to(image.dtype), self.std.to(image.dtype)
         x = (image - mean) / std
+        x = x.masked_fill(mask == 0, 0.0)  # hole values are ignored, NaN and infinity included (NaN * 0 is NaN)
 
         # Per level: masked features X * M (the input of the next encoder layer and the decoder's skip),
         # the mask's per-pixel channel count and the number of channels it covers. Only the deepest mask is
@@ -424,7 +425,8 @@ class PConvUNet(nn.Module):
         finally:
             self.train(was_training)
         mask = mask.to(image.dtype)
-        return (mask * image + (1 - mask) * output).clamp_(0, 1).contiguous()
+        known = image.masked_fill(mask == 0, 0.0)  # whatever the holes held (NaN too) does not reach the result
+        return (mask * known + (1 - mask) * output).clamp_(0, 1).contiguous()
 
     def extra_repr(self) -> str:
         refine = f", refine_channels={self.refine_channels}" if self.refine_channels else ""
