@@ -21,7 +21,8 @@ from safetensors.torch import save_file
 
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
-from pconv_kit.io import write_image, write_mask
+from pconv_kit.io import read_mask, write_image, write_mask
+from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, EXIT_USAGE
@@ -196,3 +197,30 @@ def test_fill_fails_a_file_whose_output_is_not_finite(hostile: Path, monkeypatch
     assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
     assert "the model's output is not finite" in " ".join(result.output.split())
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+# ---------------------------------------------------------------------------------------------- masks
+
+
+def test_masks_at_a_tiny_size_are_refused_and_never_all_hole(tmp_path: Path) -> None:
+    # 'masks --size 2 2' wrote an all-hole mask: now the size is refused before any folder or file is made
+    out = tmp_path / "masks"
+    result = CliRunner().invoke(cli, ["masks", "--size", "2", "2", "--num", "3", "--out", str(out)])
+    assert result.exit_code == EXIT_USAGE and "at least 16 16" in " ".join(result.output.split()), result.output
+    assert not out.exists()
+    # the generator itself takes any size but never returns an all-hole mask: it redraws, then says why
+    with pytest.raises(InputValueError, match="was all hole"):
+        MaskGenerator(1, 1, seed=0).generate()
+    two = MaskGenerator(2, 2, seed=0)
+    for _ in range(20):
+        try:
+            assert two().any()
+        except InputValueError as exc:
+            assert "was all hole" in str(exc)
+
+
+@pytest.mark.parametrize("kind", MASK_KINDS)
+def test_small_masks_always_keep_known_pixels(kind: str) -> None:
+    gen = MaskGenerator(12, 12, kind=kind, seed=0)
+    for _ in range(30):
+        assert gen().any(), kind  # 1 = valid: at least one known pixel

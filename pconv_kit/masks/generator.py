@@ -43,6 +43,7 @@ from pconv_kit.errors import InputValueError
 from pconv_kit.masks.shapes import FAMILIES, FAMILY_SAMPLERS, SHAPES, UNIT_KINDS, Unit, draw_units
 
 __all__ = [
+    "MIN_MASK_SIDE",
     "SHAPES",
     "UNIT_KINDS",
     "FAMILIES",
@@ -58,6 +59,11 @@ __all__ = [
 
 #: What ``MaskGenerator(kind=...)`` accepts: one family, or ``"mixed"`` (a weighted mixture of them).
 MASK_KINDS: tuple[str, ...] = (*FAMILIES, "mixed")
+
+#: Smallest height and width that ``pconv-kit masks --size`` accepts. The generator takes any size, but below
+#: this every family's shapes tend to cover the whole mask, and an all-hole mask is never returned (redrawn,
+#: then an error), so a tiny size fails part-way through a set instead of at once.
+MIN_MASK_SIDE = 16
 
 #: Default weights of ``kind="mixed"`` (normalised to sum to 1).
 MIXED_WEIGHTS: dict[str, float] = {"units": 0.15, "wide": 0.25, "boxes": 0.15, "blobs": 0.30, "thin": 0.15}
@@ -364,7 +370,8 @@ class MaskGenerator:
             :class:`Unit` painted (``min_units <= len(units) <= max_units``).
 
         Raises:
-            InputValueError: ``hole_ratio`` could not be met in ``max_attempts`` masks.
+            InputValueError: ``hole_ratio`` could not be met in ``max_attempts`` masks, or (without
+                ``hole_ratio``) every mask of ``max_attempts`` was all hole, as at tiny sizes.
         """
         rng = self._rng if rng is None else rng
         if self.kind == "mixed":
@@ -372,15 +379,28 @@ class MaskGenerator:
             self.last_family = family
             return self._families[family].generate(rng)
         if self.hole_ratio is None:
-            canvas = np.zeros((self.height, self.width), np.uint8)
-            count = int(rng.integers(self.min_units, self.max_units + 1))
-            units = tuple(self.random_unit(rng) for _ in range(count))
-            for unit in units:
-                unit.draw(canvas)
+            canvas, units = self._generate_free(rng)
         else:
             canvas, units = self._generate_in_range(rng)
         mask = np.subtract(1.0, canvas, dtype=np.float32)
         return mask, units
+
+    def _generate_free(self, rng: np.random.Generator) -> tuple[np.ndarray, tuple[Unit, ...]]:
+        """Without ``hole_ratio``: any number of units, but never a mask that is all hole (nothing to fill from)."""
+        canvas = np.zeros((self.height, self.width), np.uint8)
+        for _ in range(self.max_attempts):
+            canvas.fill(0)
+            count = int(rng.integers(self.min_units, self.max_units + 1))
+            units = tuple(self.random_unit(rng) for _ in range(count))
+            for unit in units:
+                unit.draw(canvas)
+            if not canvas.all():
+                return canvas, units
+        raise InputValueError(
+            f"every {self.kind!r} mask drawn at {self.height}x{self.width} was all hole ({self.max_attempts} tries); "
+            "a mask needs known pixels: use a larger size, fewer units (max_units) or smaller ones (unit_scale), or "
+            "give a hole_ratio range"
+        )
 
     def _generate_in_range(self, rng: np.random.Generator) -> tuple[np.ndarray, tuple[Unit, ...]]:
         canvas = np.zeros((self.height, self.width), np.uint8)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pconv_kit.errors import PConvKitError
 from pconv_kit.io import list_images, read_image, write_image, write_mask
 from pconv_kit.masks import FAMILY_UNIT_COUNTS, MASK_KINDS, MIXED_WEIGHTS, MaskGenerator, parse_weights
+from pconv_kit.masks.generator import MIN_MASK_SIDE as MIN_SIDE
 from pconv_kit.masks.generator import seeded_rng
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_errors
@@ -159,8 +160,11 @@ def masks(
         raise CommandError("--kind mixed uses each family's own unit counts; drop --min-units/--max-units")
     if weights is not None and kind != "mixed":
         raise CommandError(f"--weights applies to --kind mixed only; got --kind {kind}")
-    if size is not None and (size[0] <= 0 or size[1] <= 0):
-        raise CommandError(f"--size H W must be positive; got {size[0]} {size[1]}")
+    if size is not None and (size[0] < MIN_SIDE or size[1] < MIN_SIDE):
+        raise CommandError(
+            f"--size H W must be at least {MIN_SIDE} {MIN_SIDE} (smaller masks have no room for holes beside known "
+            f"pixels); got {size[0]} {size[1]}"
+        )
     if hole_ratio is not None:
         lo, hi = hole_ratio
         if not (0.0 <= lo <= hi <= 1.0):
