@@ -429,3 +429,22 @@ def test_last_and_best_weights_share_one_file_when_equal(tmp_path: Path, photos:
     assert all(torch.equal(best_before[k], best_after[k]) for k in best_before)
     assert not all(torch.equal(best_before[k], v) for k, v in _weights(run, "last.safetensors").items())
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path: Path, photos: Path) -> None:
+    # what a kill before the first checkpoint leaves: config.toml and metrics.jsonl, no training state
+    common = dict(images=str(photos), steps=4, log_every=1, val_every=2, checkpoint_every=100, **TINY)
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **common), reporter="none")
+    run = tmp_path / "cut"
+    train(TrainConfig(out=str(run), **common), reporter="none")
+    for name in ("training_state.pt", "last.safetensors", "last.safetensors.json", "summary.json"):
+        (run / name).unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="already holds a training run"):  # a fresh start still never overwrites
+        train(TrainConfig(out=str(run), **common), reporter="none")
+    rec = Recorder()
+    again = train(resume_config(run), resume=True, reporter=rec)
+    assert (again.start_step, again.final_step) == (0, 4)
+    assert any(level == "warning" and "starts again from step 0" in text for level, text in rec.messages), rec.messages
+    assert again.weights_digest == whole.weights_digest  # the same run, from its saved config and seed
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(x)["step"] for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]

@@ -298,16 +298,18 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, dict[
     """Rank 0: check the run directory; on resume read the saved config and training state."""
     run_dir = Path(cfg.out)  # type: ignore[arg-type]
     if resume:
-        if not (run_dir / STATE_FILE).is_file():
+        if not (run_dir / CONFIG_FILE).is_file():
             raise ConfigError(
-                f"cannot resume: {run_dir} holds no {STATE_FILE} (no checkpoint was written yet, or it is not a "
-                "run directory of pconv-kit train)"
+                f"cannot resume: {run_dir} holds no {STATE_FILE} or {CONFIG_FILE} (it is not a run directory of "
+                "pconv-kit train)"
             )
         saved = load_config(run_dir)
         fill = {k: getattr(saved, k) for k in ("seed", "layer_size", "base_channels", "refine_channels", "images") if getattr(cfg, k) is None}
         cfg = cfg.resolved(**fill)
         _check_resume_changes(saved, cfg)
-        state = load_training_state(run_dir / STATE_FILE)
+        # no state: stopped before its first checkpoint, so the same run starts again from step 0 (the trainer
+        # says so); the metrics of that start are dropped like those past any resumed step
+        state = load_training_state(run_dir / STATE_FILE) if (run_dir / STATE_FILE).is_file() else None
         _check_writable(run_dir)
         _remove_stale_temp_files(run_dir)
         return cfg, state
@@ -718,6 +720,11 @@ class _Trainer:
         ctx = self.ctx
         # rank 0 checks the run directory (and reads the training state); every rank gets the result
         cfg, state = ctx.run_on_main(_prepare_run_dir, self.cfg, self.resume)
+        if self.resume and state is None:
+            self.warn(
+                f"{self.run_dir} has no checkpoint ({STATE_FILE}): the run stopped before its first one, so it "
+                "starts again from step 0 with its saved configuration"
+            )
         perceptual_from_preset = cfg.perceptual is None
         cfg, preset_note = cfg.with_preset(ctx.device.type)
         if not self.resume:
