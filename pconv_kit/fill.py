@@ -29,6 +29,7 @@ the :class:`FillReport`; the other files are still processed.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import threading
@@ -169,6 +170,7 @@ class FillTask:
     dest: Path
     concat_dest: Path | None = None
     siblings: tuple[Path, ...] = ()
+    strip_only: bool = False  # the output exists (no --overwrite) but its review strip does not: make only that
 
     @property
     def name(self) -> str:
@@ -596,6 +598,8 @@ def fill_folder(
         if not overwrite and task.dest.exists() and (task.concat_dest is None or task.concat_dest.exists()):
             out_rel = task.dest.relative_to(out_dir).as_posix()
             done_before.append(FileResult(task.name, "skipped", "output exists", output=out_rel))
+        elif not overwrite and task.dest.exists():  # a rerun with --concat: strips from the outputs on disk
+            todo.append(dataclasses.replace(task, strip_only=True))
         else:
             todo.append(task)
     if on_start is not None:
@@ -634,6 +638,33 @@ def fill_folder(
             return FileResult(task.name, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the folder
             return FileResult(task.name, "failed", f"{type(exc).__name__}: {exc}")
+
+    def write_strip(item: _Loaded) -> FileResult:
+        """The review strip of an output that is already on disk (the model does not run again)."""
+        task, job = item.task, item.job
+        out_rel = task.dest.relative_to(out_dir).as_posix()
+        try:
+            output = read_image(task.dest)
+            original, _ = _adapt_for_format(job.image, task.dest.suffix)
+            output = output if output.ndim == 3 else output[..., None]
+            original = original if original.ndim == 3 else original[..., None]
+            if output.shape != original.shape or output.dtype != original.dtype:
+                return FileResult(
+                    task.name, "failed", f"the existing output {out_rel} does not match its input "
+                    f"({output.shape} {output.dtype} vs {original.shape} {original.dtype}); rerun with --overwrite",
+                    output=out_rel, mask=item.mask_source,
+                )
+            strip = np.concatenate([original, _mask_panel(job.valid_pixels, original), output], axis=1)
+            task.concat_dest.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+            write_image(task.concat_dest, strip, quality=quality, overwrite=False)  # type: ignore[arg-type]
+        except FileExistsError:
+            return FileResult(task.name, "skipped", "output exists", output=out_rel)
+        except (PConvKitError, OSError, ValueError) as exc:
+            return FileResult(task.name, "failed", f"cannot write the strip of {out_rel}: {exc}", mask=item.mask_source)
+        return FileResult(
+            task.name, "done", "output existed; review strip made from it", output=out_rel, mask=item.mask_source,
+            hole_ratio=round(job.hole_ratio, 6), warnings=list(item.warnings),
+        )
 
     def write(item: _Loaded, prediction: np.ndarray | None) -> FileResult:
         task, job = item.task, item.job
@@ -717,6 +748,8 @@ def fill_folder(
                 reads.append(reader.submit(read, nxt))
             if isinstance(loaded, FileResult):
                 record(loaded)
+            elif loaded.task.strip_only:
+                writes.append(writer.submit(write_strip, loaded))
             elif not loaded.job.has_holes:
                 writes.append(writer.submit(write, loaded, None))
             else:

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
-from pconv_kit.io import read_mask, write_image, write_mask
+from pconv_kit.io import read_image, read_mask, write_image, write_mask
 from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
@@ -224,3 +224,34 @@ def test_small_masks_always_keep_known_pixels(kind: str) -> None:
     gen = MaskGenerator(12, 12, kind=kind, seed=0)
     for _ in range(30):
         assert gen().any(), kind  # 1 = valid: at least one known pixel
+
+
+# ---------------------------------------------------------------------------------------------- reruns
+
+
+def test_a_rerun_with_concat_makes_the_strips_from_the_outputs_without_the_model(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, out = hostile / "in", hostile / "out"
+    args = (src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert fill(*args).exit_code == 0
+    outputs = digests(out)
+    assert not (out / "concat").exists()
+
+    def no_model(self: Inpainter, jobs: list) -> list:
+        raise AssertionError("the model ran again for outputs that exist")
+
+    monkeypatch.setattr(Inpainter, "predict_batch", no_model)
+    result = fill(*args, "--concat")
+    assert result.exit_code == 0, result.output
+    after = digests(out)
+    assert {k: v for k, v in after.items() if not k.startswith("concat/")} == outputs  # outputs untouched
+    strips = sorted(k for k in after if k.startswith("concat/"))
+    assert strips == ["concat/a.jpg", "concat/a.png", "concat/b.png"]
+    strip = read_image(out / "concat" / "b.png")
+    output = read_image(out / "b.png")
+    assert strip.shape == (24, 96, 3) and np.array_equal(strip[:, 64:], output)
+    # and once the strips exist, a third run skips everything
+    third = fill(*args, "--concat")
+    assert third.exit_code == 0 and re.search(r"skipped\s*│\s*3\s*│", third.output), third.output
+    assert digests(out) == after
