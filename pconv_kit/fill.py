@@ -47,6 +47,8 @@ import torch
 from pconv_kit.errors import InputValueError, PConvKitError
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, InpaintJob, Inpainter
 from pconv_kit.io import (
+    IMAGE_EXTENSIONS,
+    UNSUPPORTED_IMAGE_EXTENSIONS,
     from_float,
     list_images,
     read_image,
@@ -56,7 +58,7 @@ from pconv_kit.io import (
 )
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
-from pconv_kit.utils.files import atomic_write, atomic_write_bytes
+from pconv_kit.utils.files import atomic_write, atomic_write_bytes, remove_stale_temp_files
 
 __all__ = [
     "FORMATS",
@@ -264,7 +266,8 @@ def plan_tasks(
         folders.append(out_dir)
     elif concat:
         folders.append(out_dir / CONCAT_DIR)
-    stems = {(p.parent, p.stem) for p in images}
+    unsupported = _unsupported_files(in_dir, recursive, folders)
+    stems = {(p.parent, p.stem) for p in [*images, *unsupported]}  # a.gif's a_mask.png is a mask, not an image
     siblings: dict[tuple[Path, str], list[Path]] = collections.defaultdict(list)
     for p in images:
         if is_sibling_mask(p, stems):
@@ -279,6 +282,22 @@ def plan_tasks(
     originals = {_case_key(p.resolve()): p for p in outside} | {_case_key(p): p for p in guarded}
     tasks: list[FillTask] = []
     failures: list[FileResult] = []
+    if index == 0:  # files that are not read at all are reported once, by the first shard
+        failures += [
+            FileResult(
+                p.relative_to(in_dir).as_posix(), "failed",
+                f"{p.suffix.lower().lstrip('.').upper()} files are not supported (readable: "
+                f"{', '.join(sorted(e.lstrip('.') for e in IMAGE_EXTENSIONS))}); convert it, e.g. to PNG",
+            )
+            for p in unsupported
+        ]
+        failures += [
+            FileResult(
+                p.relative_to(in_dir).as_posix() + "/", "skipped",
+                "a symbolic link to a folder, not followed; fill its target folder on its own",
+            )
+            for p in (_linked_folders(in_dir, folders) if recursive else [])
+        ]
     owners: dict[Path, Path] = {}
     for i, src in enumerate(kept):
         if i % count != index:
@@ -319,6 +338,41 @@ def plan_tasks(
         own = tuple(sorted(siblings.get((src.parent, src.stem), [])))
         tasks.append(FillTask(i, src, rel, out_dir / out_rel, concat_dest, own))
     return tasks, failures
+
+
+def _visible_files(in_dir: Path, recursive: bool, skip: Sequence[Path]) -> list[Path]:
+    """Files under ``in_dir`` outside hidden names and ``skip`` folders, sorted (symbolic links to folders are
+    not followed, as in :func:`~pconv_kit.io.list_images`)."""
+    skipped = [f.resolve() for f in skip]
+    found = []
+    for path in in_dir.glob("**/*" if recursive else "*"):
+        rel = path.relative_to(in_dir)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if not any((in_dir.resolve() / rel).is_relative_to(f) for f in skipped):
+            found.append(path)
+    return sorted(found)
+
+
+def _unsupported_files(in_dir: Path, recursive: bool, skip: Sequence[Path]) -> list[Path]:
+    return [p for p in _visible_files(in_dir, recursive, skip) if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS]
+
+
+def _linked_folders(in_dir: Path, skip: Sequence[Path]) -> list[Path]:
+    """Symbolic links to folders under ``in_dir`` (which a recursive listing does not enter)."""
+    skipped = [f.resolve() for f in skip]
+    found = []
+    for parent, dirs, _ in os.walk(in_dir):
+        for name in list(dirs):
+            path = Path(parent) / name
+            rel = path.relative_to(in_dir)
+            if any(part.startswith(".") for part in rel.parts) or any(
+                (in_dir.resolve() / rel).is_relative_to(f) for f in skipped
+            ):
+                dirs.remove(name)
+            elif path.is_symlink():
+                found.append(path)
+    return sorted(found)
 
 
 def _case_key(path: Path) -> Path:
@@ -583,6 +637,7 @@ def fill_folder(
         protect=[mask] if mask is not None else [],
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir, recursive=True)  # left by a run that was killed mid-write
 
     results: dict[str, FileResult] = {}
     order = [t.name for t in tasks] + [r.file for r in collisions]

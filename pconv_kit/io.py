@@ -57,6 +57,7 @@ from pconv_kit.utils.files import atomic_write_bytes
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "UNSUPPORTED_IMAGE_EXTENSIONS",
     "MASK_CONVENTIONS",
     "MaskConvention",
     "list_images",
@@ -77,6 +78,12 @@ MaskConvention = Literal["hole-white", "valid-white"]
 
 #: Lowercase file suffixes read by :func:`read_image` and written by :func:`write_image`.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+
+#: Image formats that are recognised but not read (animation, palettes, other codecs): a folder tool reports
+#: each such file as failed instead of passing over it in silence, and its sibling mask is not taken for an image.
+UNSUPPORTED_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".svg", ".psd", ".ico", ".apng"}
+)
 
 #: The two mask file conventions; ``"hole-white"`` is the default everywhere.
 MASK_CONVENTIONS: tuple[str, ...] = ("hole-white", "valid-white")

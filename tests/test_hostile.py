@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -255,3 +256,47 @@ def test_a_rerun_with_concat_makes_the_strips_from_the_outputs_without_the_model
     third = fill(*args, "--concat")
     assert third.exit_code == 0 and re.search(r"skipped\s*│\s*3\s*│", third.output), third.output
     assert digests(out) == after
+
+
+# ---------------------------------------------------------------------------------------------- what is not read
+
+
+def test_unsupported_images_fail_loudly_and_their_masks_stay_masks(hostile: Path) -> None:
+    src, out = hostile / "in", hostile / "out"
+    (src / "anim.gif").write_bytes(b"GIF89a" + bytes(20))
+    write_mask(src / "anim_mask.png", np.ones((24, 32), np.float32))  # the GIF's sibling mask
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
+    flat = " ".join(result.output.split())
+    assert "anim.gif: GIF files are not supported" in flat
+    assert not (out / "anim_mask.png").exists() and "anim_mask" not in flat  # not filled as an image
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "b.png"]
+
+
+def test_symlinked_folders_are_reported_not_skipped_in_silence(hostile: Path) -> None:
+    src, out = hostile / "in", hostile / "out"
+    elsewhere = hostile / "elsewhere"
+    elsewhere.mkdir()
+    write_image(elsewhere / "c.png", np.zeros((24, 32, 3), np.uint8))
+    (src / "linked").symlink_to(elsewhere, target_is_directory=True)
+    result = fill(src, out, "--recursive", "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == 0, result.output
+    assert "linked/: a symbolic link to a folder, not followed" in " ".join(result.output.split())
+    assert not (out / "linked").exists()
+
+
+def test_temp_files_of_a_killed_run_are_cleaned_up_by_the_next(hostile: Path) -> None:
+    out = hostile / "out"
+    (out / "sub").mkdir(parents=True)
+    stale = [out / ".a.k3j9x_2q.tmp.png", out / "sub" / ".b.abcdefgh.tmp.jpg"]
+    fresh = out / ".b.zzzzzzzz.tmp.png"  # another fill writing right now: left alone
+    keep = [out / ".notes.txt", out / "sub" / ".a.tmp.png"]  # not atomic_write's pattern
+    for path in [*stale, fresh, *keep]:
+        path.write_bytes(b"cut short")
+    old = time.time() - 3600
+    for path in [*stale, *keep]:
+        os.utime(path, (old, old))
+    result = fill(hostile / "in", out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in stale)
+    assert fresh.exists() and all(p.exists() for p in keep)

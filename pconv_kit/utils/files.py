@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "replace_with_link"]
+__all__ = ["atomic_write", "atomic_write_bytes", "replace_with_link", "remove_stale_temp_files"]
 
 
 def _default_mode() -> int:
@@ -100,3 +102,34 @@ def replace_with_link(source: str | os.PathLike[str], path: str | os.PathLike[st
             tmp.unlink()
         return False
     return True
+
+
+# the temporary names of atomic_write: "." + stem + "." + mkstemp's 8 random characters + ".tmp" + suffix
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str], recursive: bool = False, min_age_s: float = 600.0) -> int:
+    """Delete the temporary files that killed :func:`atomic_write` calls left in ``folder``; returns how many.
+
+    Only names of :func:`atomic_write`'s pattern (``.a.k3j9x_2q.tmp.png``) are touched, and only those not
+    modified for ``min_age_s`` seconds, so the writes of another process working on the same folder go on.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / ".a.k3j9x_2q.tmp.png").write_bytes(b"cut short"); _ = (d / "a.png").write_bytes(b"kept")
+        >>> remove_stale_temp_files(d, min_age_s=0), sorted(p.name for p in d.iterdir())
+        (1, ['a.png'])
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for path in root.rglob(".*") if recursive else root.glob(".*"):
+        if not _TEMP_NAME.match(path.name):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime >= min_age_s:
+                path.unlink()
+                removed += 1
+    return removed

@@ -259,6 +259,9 @@ def fill(
         if result.status == "failed":
             progress.console.print(f"[red]failed[/red] {escape(result.file)}: {escape(result.reason)}",
                                    highlight=False, soft_wrap=True)
+        elif result.status == "skipped" and result.reason != "output exists" and not quiet:
+            progress.console.print(f"[yellow]skipped[/yellow] {escape(result.file)}: {escape(result.reason)}",
+                                   highlight=False, soft_wrap=True)
         elif not quiet:
             for warning in result.warnings:
                 progress.console.print(f"[yellow]warning[/yellow] {escape(result.file)}: {escape(warning)}",
