@@ -7,6 +7,7 @@ failed, and the exit code says it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+import pconv_kit_cli.commands.fill as fill_command
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
 from pconv_kit.io import read_image, read_mask, write_image, write_mask
@@ -300,3 +302,39 @@ def test_temp_files_of_a_killed_run_are_cleaned_up_by_the_next(hostile: Path) ->
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in stale)
     assert fresh.exists() and all(p.exists() for p in keep)
+
+
+# ---------------------------------------------------------------------------------------------- one line, exit 2
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(errno.EROFS, "Read-only file system", "out"), "Read-only file system: out"),
+        (OSError(errno.ENOSPC, "No space left on device", "report.json"), "No space left on device: report.json"),
+        (MemoryError(), "out of memory; a smaller --batch-size"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1e12 bytes"),
+         "out of memory: DefaultCPUAllocator"),
+    ],
+)
+def test_system_errors_become_one_line_and_exit_2(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, message: str
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    # where fill meets the file system and memory: making the output folder, or writing the report
+    monkeypatch.setattr(fill_command, "fill_folder", broken)
+    result = CliRunner().invoke(cli, ["fill", str(hostile / "in"), str(hostile / "out"), "--masks",
+                                      str(hostile / "masks"), "--report", str(hostile / "report.json")])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "Traceback" not in result.output and f"Error: {message}" in " ".join(result.output.split())
+
+
+def test_other_runtime_errors_are_not_disguised(monkeypatch: pytest.MonkeyPatch, hostile: Path) -> None:
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a programming error")
+
+    monkeypatch.setattr(fill_command, "fill_folder", bug)
+    result = CliRunner().invoke(cli, ["fill", str(hostile / "in"), str(hostile / "out")])
+    assert isinstance(result.exception, RuntimeError)

@@ -32,5 +32,14 @@ def library_errors() -> Iterator[None]:
         yield
     except PConvKitError as exc:
         raise CommandError(str(exc)) from exc
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+    except OSError as exc:  # missing or read-only folders, a full disk, ...
         raise CommandError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from exc
+    except MemoryError as exc:
+        raise CommandError(f"out of memory{f' ({exc})' if str(exc) else ''}; {_MEMORY_HINT}") from exc
+    except RuntimeError as exc:  # torch reports failed allocations as RuntimeError subclasses
+        if type(exc).__name__ != "OutOfMemoryError" and "can't allocate memory" not in str(exc):
+            raise
+        raise CommandError(f"out of memory: {str(exc).splitlines()[0]}; {_MEMORY_HINT}") from exc
+
+
+_MEMORY_HINT = "a smaller --batch-size needs less (and for fill, --strategy crop on large images)"
