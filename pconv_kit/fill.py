@@ -50,6 +50,7 @@ from pconv_kit.io import (
     IMAGE_EXTENSIONS,
     UNSUPPORTED_IMAGE_EXTENSIONS,
     from_float,
+    image_dimensions,
     list_images,
     read_image,
     read_mask,
@@ -61,6 +62,7 @@ from pconv_kit.models import PConvUNet
 from pconv_kit.utils.files import atomic_write, atomic_write_bytes, remove_stale_temp_files
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "FORMATS",
     "FileResult",
     "FillReport",
@@ -158,6 +160,10 @@ class FillReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
 
+
+#: Default pixel limit of :func:`fill_folder`: 100 megapixels (10000x10000). Filling such an image takes a few
+#: GB of memory with the crop strategy; larger files are reported as failed before they are decoded.
+DEFAULT_MAX_PIXELS = 100_000_000
 
 # ---------------------------------------------------------------------------------------------- planning
 
@@ -547,6 +553,7 @@ def fill_folder(
     max_full_pixels: int = DEFAULT_MAX_FULL_PIXELS,
     crop_margin: int | None = None,
     tta: int = 1,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> FillReport:
@@ -570,6 +577,8 @@ def fill_folder(
         concat: also write ``input | mask | result`` strips under ``out_dir/concat/``.
         shard: ``(i, n)``: fill only the files whose sorted index is ``i`` modulo ``n``; default from
             ``torchrun``'s ``RANK``/``WORLD_SIZE``, else ``(0, 1)``.
+        max_pixels: an image with more pixels (width x height, read from the file's header) fails without
+            being decoded, so that one huge file cannot exhaust the memory; ``None`` for no limit.
         on_start: called once with the number of files that will get a result other than "output exists"
             (the files to fill plus output-name collisions).
         on_result: called (in the calling thread) with each file's :class:`FileResult` as it completes.
@@ -613,6 +622,8 @@ def fill_folder(
     _check_output_folder(in_dir, out_dir, masks_dir)
     if fmt not in FORMATS:
         raise InputValueError(f"format must be one of {FORMATS}; got {fmt!r}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise InputValueError(f"max_pixels must be a positive integer or None; got {max_pixels!r}")
     if not 1 <= int(quality) <= 100:
         raise InputValueError(f"quality must be in [1, 100]; got {quality}")
     if batch_size < 1 or workers < 1:
@@ -667,6 +678,13 @@ def fill_folder(
 
     def read(task: FillTask) -> _Loaded | FileResult:
         try:
+            dims = image_dimensions(task.src) if max_pixels else None
+            if dims is not None and dims[0] * dims[1] > max_pixels:  # type: ignore[operator]
+                return FileResult(
+                    task.name, "failed",
+                    f"{dims[1]}x{dims[0]} pixels is more than the limit of {max_pixels:,} (max_pixels, "
+                    "--max-pixels); not decoded",
+                )
             image = read_image(task.src)
             valid, source, warns = find_mask(
                 task.src,

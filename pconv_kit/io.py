@@ -61,6 +61,7 @@ __all__ = [
     "MASK_CONVENTIONS",
     "MaskConvention",
     "list_images",
+    "image_dimensions",
     "read_image",
     "decode_image",
     "write_image",
@@ -296,6 +297,33 @@ def read_image(path: PathLike) -> np.ndarray:
     except OSError as exc:
         raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from None
     return decode_image(data, name=str(path))
+
+
+def image_dimensions(path: PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header, without decoding the pixels; ``None`` if unknown.
+
+    Lets a folder tool refuse an image that is too large before it allocates anything: a 1 MB PNG can hold
+    20000x20000 pixels. Sizes are those stored in the file (before EXIF rotation; the pixel count is the same).
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
+        >>> write_image(p, np.zeros((5, 7, 3), np.uint8))
+        >>> image_dimensions(p)
+        (5, 7)
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: the caller decides
+            with Image.open(path) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        return (Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1  # more pixels than Pillow will even open
+    except Exception:  # noqa: BLE001 - unknown or corrupt: reading the file says why
+        return None
+    return int(height), int(width)
 
 
 # ----------------------------------------------------------------------------------------------- writing

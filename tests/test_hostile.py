@@ -21,10 +21,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
+import pconv_kit.fill as pconv_kit_fill
 import pconv_kit_cli.commands.fill as fill_command
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
-from pconv_kit.io import read_image, read_mask, write_image, write_mask
+from pconv_kit.io import image_dimensions, read_image, read_mask, write_image, write_mask
 from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
@@ -338,3 +339,33 @@ def test_other_runtime_errors_are_not_disguised(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(fill_command, "fill_folder", bug)
     result = CliRunner().invoke(cli, ["fill", str(hostile / "in"), str(hostile / "out")])
     assert isinstance(result.exception, RuntimeError)
+
+
+# ---------------------------------------------------------------------------------------------- huge images
+
+
+def test_an_image_over_the_pixel_limit_fails_before_it_is_decoded(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, out = hostile / "in", hostile / "out"
+    # a small file holding 4000x3000 pixels (compresses to a few kB), and a limit below it
+    write_image(src / "huge.png", np.zeros((3000, 4000, 3), np.uint8))
+    assert (src / "huge.png").stat().st_size < 200_000
+    write_mask(hostile / "masks" / "huge.png", np.ones((3000, 4000), np.float32))
+    decoded: list[str] = []
+    real_read = pconv_kit_fill.read_image
+
+    def spy(path: Path) -> np.ndarray:
+        decoded.append(Path(path).name)
+        return real_read(path)
+
+    monkeypatch.setattr(pconv_kit_fill, "read_image", spy)
+    args = (src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    result = fill(*args, "--max-pixels", "10000000")
+    assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
+    assert "huge.png: 4000x3000 pixels is more than the limit of 10,000,000" in " ".join(result.output.split())
+    assert "huge.png" not in decoded and sorted(decoded) == ["a.jpg", "a.png", "b.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "b.png"]
+    # the default limit (100 Mpx) lets it through
+    assert pconv_kit_fill.DEFAULT_MAX_PIXELS == 100_000_000
+    assert image_dimensions(src / "huge.png") == (3000, 4000)

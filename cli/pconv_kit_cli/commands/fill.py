@@ -25,7 +25,15 @@ from rich.table import Table
 from rich.text import Text
 
 from pconv_kit import errors as lib_errors
-from pconv_kit.fill import FORMATS, FileResult, FillReport, fill_folder, parse_shard, shard_from_env
+from pconv_kit.fill import (
+    DEFAULT_MAX_PIXELS,
+    FORMATS,
+    FileResult,
+    FillReport,
+    fill_folder,
+    parse_shard,
+    shard_from_env,
+)
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, STRATEGIES
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_FAILURE, library_errors
@@ -184,6 +192,9 @@ def _kind(reason: str) -> str:
               "--max-full-pixels, else crop.")
 @click.option("--max-full-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_FULL_PIXELS, show_default=True,
               help="Largest image (in pixels) that 'auto' fills whole; the size 'resize' scales down to.")
+@click.option("--max-pixels", type=click.IntRange(min=0), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Images with more pixels (width x height, read from the file header) fail without being "
+              "decoded, so one huge file cannot exhaust the memory; 0 = no limit.")
 @options.tta
 @options.device
 @options.batch_size
@@ -211,6 +222,7 @@ def fill(
     mask_convention: str,
     strategy: str,
     max_full_pixels: int,
+    max_pixels: int,
     tta: int,
     device: str,
     batch_size: int,
@@ -291,6 +303,7 @@ def fill(
                 concat=concat,
                 shard=shard,
                 max_full_pixels=max_full_pixels,
+                max_pixels=max_pixels or None,
                 tta=tta,
                 on_start=on_start,
                 on_result=on_result,
