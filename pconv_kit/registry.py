@@ -324,8 +324,9 @@ register_model(
     ModelEntry(
         BUILTIN_MODEL,
         file="weights/pconv-photos-small.safetensors",
-        description="PConvUNet(layer_size=7, base_channels=24), 3.6 M parameters, trained by pconv-kit on 43 "
-        "natural photos with pixel and SSIM losses; any image size (padded to multiples of 128)",
+        description="PConvUNet(layer_size=7, base_channels=24, refine_channels=16), 3.6 M parameters, trained by "
+        "pconv-kit on 43 natural photos with thin, wide, box and object-shaped holes, pixel and SSIM losses; any "
+        "image size (padded to multiples of 128)",
         license="weights Apache-2.0 (pconv-kit); trained on photos from Debian packages and Python wheels, each "
         "under its package's licence (docs/model_card.md)",
     ),
