@@ -23,11 +23,11 @@ DOCS = REPO_ROOT / "docs"
 CI_SCRIPT = REPO_ROOT / ".ci" / "run"
 
 
-def quickstart_block(name: str) -> list[str]:
+def quickstart_block(name: str, page: Path = README) -> list[str]:
     """Lines of the fenced block between ``<!-- quickstart:NAME -->`` and ``<!-- /quickstart:NAME -->``."""
-    text = README.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     match = re.search(rf"<!-- quickstart:{name} -->\n(.*?)<!-- /quickstart:{name} -->", text, re.S)
-    assert match, f"README.md has no quickstart:{name} block"
+    assert match, f"{page.name} has no quickstart:{name} block"
     fenced = re.fullmatch(r"```[a-z]*\n(.*?)```\n", match.group(1), re.S)
     assert fenced, f"the quickstart:{name} block must hold exactly one fenced code block"
     return [line for line in fenced.group(1).splitlines() if line.strip()]
@@ -67,6 +67,11 @@ def test_quickstart_is_exactly_two_commands() -> None:
     assert "torch==2.13.0" in parts[1] and "-e" in parts[1] and ".[dev]" in parts[1]
     assert parts[2][0] == ".venv/bin/pconv-kit", "the set-up command ends with the main job"
     assert shlex.split(test[0]) == [".venv/bin/python", "-m", "pytest"]
+
+
+def test_the_docs_quick_start_is_the_readmes() -> None:
+    for name in ("setup", "test"):
+        assert quickstart_block(name, DOCS / "index.md") == quickstart_block(name)
 
 
 def test_ci_runs_the_readme_commands_and_a_strict_docs_build() -> None:
