@@ -50,7 +50,7 @@ from pconv_kit.io import (
     IMAGE_EXTENSIONS,
     UNSUPPORTED_IMAGE_EXTENSIONS,
     from_float,
-    image_dimensions,
+    image_header,
     list_images,
     read_image,
     read_mask,
@@ -678,12 +678,18 @@ def fill_folder(
 
     def read(task: FillTask) -> _Loaded | FileResult:
         try:
-            dims = image_dimensions(task.src) if max_pixels else None
-            if dims is not None and dims[0] * dims[1] > max_pixels:  # type: ignore[operator]
+            header = image_header(task.src)
+            if header is not None and max_pixels and header.height * header.width > max_pixels:
                 return FileResult(
                     task.name, "failed",
-                    f"{dims[1]}x{dims[0]} pixels is more than the limit of {max_pixels:,} (max_pixels, "
+                    f"{header.width}x{header.height} pixels is more than the limit of {max_pixels:,} (max_pixels, "
                     "--max-pixels); not decoded",
+                )
+            if header is not None and header.frames > 1:  # a first-page-only output would lose the rest
+                return FileResult(
+                    task.name, "failed",
+                    f"the file holds {header.frames} pages or frames; pconv-kit fills single images: split it "
+                    "into one file per page first",
                 )
             image = read_image(task.src)
             valid, source, warns = find_mask(

@@ -47,7 +47,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, NamedTuple, Union
 
 import cv2
 import numpy as np
@@ -62,6 +62,8 @@ __all__ = [
     "MaskConvention",
     "list_images",
     "image_dimensions",
+    "image_header",
+    "ImageHeader",
     "read_image",
     "decode_image",
     "write_image",
@@ -299,18 +301,28 @@ def read_image(path: PathLike) -> np.ndarray:
     return decode_image(data, name=str(path))
 
 
-def image_dimensions(path: PathLike) -> tuple[int, int] | None:
-    """``(height, width)`` of an image file from its header, without decoding the pixels; ``None`` if unknown.
+class ImageHeader(NamedTuple):
+    """What an image file's header says: its size and how many pages or frames it holds."""
 
-    Lets a folder tool refuse an image that is too large before it allocates anything: a 1 MB PNG can hold
-    20000x20000 pixels. Sizes are those stored in the file (before EXIF rotation; the pixel count is the same).
+    height: int
+    width: int
+    frames: int
+
+
+def image_header(path: PathLike) -> ImageHeader | None:
+    """Size and page/frame count of an image file, from its header, without decoding the pixels.
+
+    Lets a folder tool refuse a file before it allocates anything: a 1 MB PNG can hold 20000x20000 pixels, and
+    a multi-page TIFF or an animated PNG/WebP decodes to its first frame only. Sizes are those stored in the
+    file (before EXIF rotation; the pixel count is the same). ``None`` when the header cannot be read (reading
+    the file then says why).
 
     Example:
         >>> import numpy as np, tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
         >>> write_image(p, np.zeros((5, 7, 3), np.uint8))
-        >>> image_dimensions(p)
-        (5, 7)
+        >>> image_header(p)
+        ImageHeader(height=5, width=7, frames=1)
     """
     from PIL import Image
 
@@ -319,11 +331,26 @@ def image_dimensions(path: PathLike) -> tuple[int, int] | None:
             warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: the caller decides
             with Image.open(path) as im:
                 width, height = im.size
+                frames = int(getattr(im, "n_frames", 1) or 1)
     except Image.DecompressionBombError:
-        return (Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1  # more pixels than Pillow will even open
+        return ImageHeader((Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1, 1)  # more pixels than Pillow will open
     except Exception:  # noqa: BLE001 - unknown or corrupt: reading the file says why
         return None
-    return int(height), int(width)
+    return ImageHeader(int(height), int(width), frames)
+
+
+def image_dimensions(path: PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header (see :func:`image_header`); ``None`` if unknown.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
+        >>> write_image(p, np.zeros((5, 7, 3), np.uint8))
+        >>> image_dimensions(p)
+        (5, 7)
+    """
+    header = image_header(path)
+    return None if header is None else (header.height, header.width)
 
 
 # ----------------------------------------------------------------------------------------------- writing

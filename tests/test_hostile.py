@@ -25,7 +25,7 @@ import pconv_kit.fill as pconv_kit_fill
 import pconv_kit_cli.commands.fill as fill_command
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
-from pconv_kit.io import image_dimensions, read_image, read_mask, write_image, write_mask
+from pconv_kit.io import image_dimensions, image_header, read_image, read_mask, write_image, write_mask
 from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
@@ -369,3 +369,18 @@ def test_an_image_over_the_pixel_limit_fails_before_it_is_decoded(
     # the default limit (100 Mpx) lets it through
     assert pconv_kit_fill.DEFAULT_MAX_PIXELS == 100_000_000
     assert image_dimensions(src / "huge.png") == (3000, 4000)
+
+
+@pytest.mark.parametrize("name", ["pages.tif", "animated.png", "animated.webp"])
+def test_multi_page_and_animated_files_are_refused_not_cut_to_one_page(hostile: Path, name: str) -> None:
+    from PIL import Image
+
+    src, out = hostile / "in", hostile / "out"
+    frames = [Image.fromarray(np.full((24, 32, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(src / name, save_all=True, append_images=frames[1:])
+    write_mask(hostile / "masks" / f"{Path(name).stem}.png", np.ones((24, 32), np.float32))
+    assert image_header(src / name) == (24, 32, 3)
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
+    assert f"{name}: the file holds 3 pages or frames" in " ".join(result.output.split())
+    assert not (out / name).exists() and (out / "b.png").exists()
