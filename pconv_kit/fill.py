@@ -45,10 +45,12 @@ import numpy as np
 import torch
 
 from pconv_kit.errors import InputValueError, PConvKitError
+from pconv_kit.imagemeta import ImageMetadata, embed_metadata, read_metadata
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, InpaintJob, Inpainter
 from pconv_kit.io import (
     IMAGE_EXTENSIONS,
     UNSUPPORTED_IMAGE_EXTENSIONS,
+    encode_image,
     from_float,
     image_header,
     list_images,
@@ -510,6 +512,7 @@ class _Loaded:
     mask_source: str
     warnings: list[str]
     alpha_mask: bool
+    metadata: ImageMetadata = ImageMetadata(None, None)
 
 
 def _check_output_folder(in_dir: Path, out_dir: Path, masks_dir: str | os.PathLike[str] | None) -> None:
@@ -712,7 +715,7 @@ def fill_folder(
             else:
                 valid, more = fit_mask_to_image(valid, h, w)
             job = inpainter.prepare(image, valid > 0.5, "valid", name=task.name)
-            return _Loaded(task, job, source, warns + more, source == "alpha")
+            return _Loaded(task, job, source, warns + more, source == "alpha", read_metadata(task.src))
         except (PConvKitError, OSError, ValueError) as exc:
             return FileResult(task.name, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the folder
@@ -773,7 +776,11 @@ def fill_folder(
                     result.reason = "no holes"
                 encoded, warns = _adapt_for_format(output, task.dest.suffix)
                 result.warnings += warns
-                write_image(task.dest, encoded, quality=quality, overwrite=overwrite)
+                # the pixels, then the input's colour profile and EXIF (orientation 1: stored upright)
+                data, warns = embed_metadata(encode_image(encoded, task.dest.suffix, quality), task.dest.suffix,
+                                             item.metadata)
+                result.warnings += warns
+                atomic_write_bytes(task.dest, data, overwrite=overwrite)
                 output = encoded
             if task.concat_dest is not None:
                 original, _ = _adapt_for_format(job.image, task.dest.suffix)

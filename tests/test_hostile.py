@@ -384,3 +384,48 @@ def test_multi_page_and_animated_files_are_refused_not_cut_to_one_page(hostile: 
     assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
     assert f"{name}: the file holds 3 pages or frames" in " ".join(result.output.split())
     assert not (out / name).exists() and (out / "b.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------- metadata
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_colour_profile_and_exif_are_kept_with_orientation_normalised(hostile: Path, suffix: str) -> None:
+    from PIL import Image, ImageCms
+
+    src, out = hostile / "in", hostile / "out"
+    for p in src.iterdir():
+        p.unlink()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "CameraMaker", "Model 7", 6  # make, model, orientation: 90 deg
+    stored = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)  # shown as 24 x 32
+    Image.fromarray(stored).save(src / f"photo{suffix}", icc_profile=icc, exif=exif.tobytes(), quality=95)
+    upright = read_image(src / f"photo{suffix}")
+    assert upright.shape == (24, 32, 3)  # the orientation was applied on reading
+    valid = np.ones((24, 32), np.float32)
+    valid[4:12, 6:20] = 0
+    write_mask(hostile / "masks" / "photo.png", valid)
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == 0, result.output
+    with Image.open(out / f"photo{suffix}") as im:
+        assert im.info.get("icc_profile") == icc
+        kept = im.getexif()
+        assert (kept[0x010F], kept[0x0110], kept[0x0112]) == ("CameraMaker", "Model 7", 1)
+        assert im.size == (32, 24)  # stored upright, so orientation 1 is right
+    filled = read_image(out / f"photo{suffix}")
+    assert filled.shape == upright.shape
+    if suffix == ".png":
+        assert np.array_equal(filled[valid > 0], upright[valid > 0])
+
+
+def test_formats_that_cannot_hold_the_profile_say_so(hostile: Path) -> None:
+    from PIL import Image, ImageCms
+
+    src, out = hostile / "in", hostile / "out"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    (src / "a.jpg").unlink()  # a.jpg and a.png would both become a.tif
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "b.png", icc_profile=icc)
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors", "--format", "tif")
+    assert result.exit_code == 0, result.output
+    assert "b.png: the input's ICC colour profile is not kept in .tif outputs" in " ".join(result.output.split())

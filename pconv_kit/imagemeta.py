@@ -1,0 +1,121 @@
+"""Colour profile and EXIF of image files: read them from an input, put them back into an output's bytes.
+
+A filled photo should look like its original: an ICC profile (a phone's Display P3, a camera's Adobe RGB) tells
+viewers how to show its colours, and EXIF holds the camera, date and GPS data a user may rely on. The pixel
+codecs (OpenCV) drop both, so :func:`pconv_kit.fill.fill_folder` reads them here and writes them into the encoded
+output: PNG (``iCCP`` and ``eXIf`` chunks) and JPEG (``APP2 ICC_PROFILE`` and ``APP1 Exif`` segments), with
+the EXIF orientation set to 1, since pixels are stored upright. Other output formats get a warning instead.
+
+Example:
+    >>> import numpy as np, tempfile, pathlib
+    >>> from PIL import Image
+    >>> from pconv_kit.io import encode_image
+    >>> meta = ImageMetadata(icc=None, exif=b"Exif\\x00\\x00MM\\x00*\\x00\\x00\\x00\\x08\\x00\\x00\\x00\\x00\\x00\\x00")
+    >>> data, warnings = embed_metadata(encode_image(np.zeros((4, 4, 3), np.uint8), ".png"), ".png", meta)
+    >>> b"eXIf" in data, warnings
+    (True, [])
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings as _warnings
+import zlib
+from typing import NamedTuple
+
+__all__ = ["ImageMetadata", "read_metadata", "embed_metadata"]
+
+_ORIENTATION = 0x0112
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SEGMENT_MAX = 65533  # payload bytes of one APPn segment (its 2-byte length counts itself)
+_ICC_CHUNK_MAX = _JPEG_SEGMENT_MAX - 14  # "ICC_PROFILE\0" + sequence number + count
+
+
+class ImageMetadata(NamedTuple):
+    """An input's ICC profile and EXIF block (``b"Exif\\0\\0"`` + TIFF data, orientation 1); ``None`` if absent."""
+
+    icc: bytes | None
+    exif: bytes | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.icc and not self.exif
+
+
+def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
+    """The ICC profile and EXIF of an image file, EXIF orientation reset to 1 (the pixels are read upright).
+
+    Unreadable or absent metadata gives ``None`` fields; this never raises for a bad file (reading the pixels
+    reports that).
+    """
+    from PIL import Image
+
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                icc = im.info.get("icc_profile") or None
+                exif = im.getexif()
+                if len(exif) == 0:
+                    return ImageMetadata(icc, None)
+                if _ORIENTATION in exif:
+                    exif[_ORIENTATION] = 1
+                return ImageMetadata(icc, exif.tobytes())
+    except Exception:  # noqa: BLE001 - metadata is a courtesy; the pixels decide whether the file is readable
+        return ImageMetadata(None, None)
+
+
+def embed_metadata(data: bytes, suffix: str, meta: ImageMetadata) -> tuple[bytes, list[str]]:
+    """``data`` (an encoded image of type ``suffix``) with ``meta`` written into it, and warnings for what the
+    format cannot hold."""
+    if meta.empty:
+        return data, []
+    kind = suffix.lower()
+    if kind == ".png":
+        return _png_with(data, meta), []
+    if kind in (".jpg", ".jpeg"):
+        return _jpeg_with(data, meta)
+    what = " and ".join(name for name, value in (("ICC colour profile", meta.icc), ("EXIF", meta.exif)) if value)
+    return data, [f"the input's {what} is not kept in {kind} outputs (PNG and JPEG keep it)"]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_with(data: bytes, meta: ImageMetadata) -> bytes:
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not PNG data")
+    ihdr_end = len(_PNG_SIGNATURE) + 8 + struct.unpack(">I", data[8:12])[0] + 4
+    extra = b""
+    if meta.icc:  # iCCP: name, NUL, compression method 0 (zlib), compressed profile; before PLTE and IDAT
+        extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(meta.icc))
+    if meta.exif:  # eXIf holds the TIFF data without JPEG's "Exif\0\0" prefix
+        extra += _png_chunk(b"eXIf", meta.exif.removeprefix(b"Exif\x00\x00"))
+    return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def _jpeg_with(data: bytes, meta: ImageMetadata) -> tuple[bytes, list[str]]:
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError("not JPEG data")
+    segments, warnings = b"", []
+    if meta.exif:
+        payload = meta.exif if meta.exif.startswith(b"Exif\x00\x00") else b"Exif\x00\x00" + meta.exif
+        if len(payload) <= _JPEG_SEGMENT_MAX:
+            segments += b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+        else:
+            warnings.append(f"the input's EXIF ({len(payload)} bytes) is too large for one JPEG segment; not kept")
+    if meta.icc:
+        parts = [meta.icc[i : i + _ICC_CHUNK_MAX] for i in range(0, len(meta.icc), _ICC_CHUNK_MAX)]
+        if len(parts) <= 255:
+            for k, part in enumerate(parts, 1):
+                payload = b"ICC_PROFILE\x00" + bytes([k, len(parts)]) + part
+                segments += b"\xff\xe2" + struct.pack(">H", len(payload) + 2) + payload
+        else:
+            warnings.append("the input's ICC profile is too large for a JPEG file; not kept")
+    # after SOI and a JFIF APP0 segment, if there is one
+    at = 2
+    if data[2:4] == b"\xff\xe0":
+        at = 4 + struct.unpack(">H", data[4:6])[0]
+    return data[:at] + segments + data[at:], warnings
