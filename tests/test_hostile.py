@@ -429,3 +429,21 @@ def test_formats_that_cannot_hold_the_profile_say_so(hostile: Path) -> None:
     result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors", "--format", "tif")
     assert result.exit_code == 0, result.output
     assert "b.png: the input's ICC colour profile is not kept in .tif outputs" in " ".join(result.output.split())
+
+
+def test_a_damaged_png_gives_one_line_and_no_libpng_chatter(hostile: Path) -> None:
+    import subprocess
+    import sys
+
+    src = hostile / "in"
+    data = bytearray((src / "b.png").read_bytes())
+    data[-20:-16] = b"xxxx"  # inside the last IDAT chunk: its CRC no longer matches
+    (src / "b.png").write_bytes(bytes(data))
+    with pytest.raises(Exception, match=r"the PNG file is corrupt \(CRC error in its IDAT chunk\)"):
+        read_image(src / "b.png")
+    command = [sys.executable, "-m", "pconv_kit_cli", "fill", str(src), str(hostile / "out"), "--masks",
+               str(hostile / "masks"), "--model", str(hostile / "model.safetensors")]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == EXIT_PARTIAL_FAILURE, result.stdout + result.stderr
+    assert "libpng" not in result.stderr + result.stdout  # libpng prints to the process's stderr itself
+    assert "failed b.png: cannot read image" in result.stderr and "CRC error in its IDAT chunk" in result.stderr
