@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import json
 import os
 import threading
@@ -491,6 +492,26 @@ def _adapt_for_format(array: np.ndarray, suffix: str) -> tuple[np.ndarray, list[
     return array, warnings
 
 
+def _grey_alpha(rgba: np.ndarray, valid: np.ndarray, suffix: str, quality: int) -> tuple[np.ndarray, bytes, list[str]]:
+    """Encode the fill of a grey + alpha input as grey + alpha (8-bit PNG) where the format allows it.
+
+    Known pixels keep their grey value exactly (the RGBA read repeats it in R, G and B); filled pixels take the
+    luma of the model's colour prediction. Returns the image the review strip shows (grey repeated in RGB), the
+    file's bytes and warnings.
+    """
+    if suffix.lower() != ".png" or rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[2] != 4:
+        what = f"{rgba.dtype} {suffix}" if suffix.lower() == ".png" else suffix
+        return rgba, encode_image(rgba, suffix, quality), [f"grey + alpha stored as RGBA ({what} output)"]
+    from PIL import Image
+
+    luma = np.rint(rgba[..., :3].astype(np.float32) @ np.asarray((0.299, 0.587, 0.114), np.float32))
+    grey = np.where(valid, rgba[..., 0], np.clip(luma, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([grey, rgba[..., 3]], axis=2)).save(buffer, format="PNG")
+    shown = np.concatenate([np.repeat(grey[..., None], 3, axis=2), rgba[..., 3:]], axis=2)
+    return shown, buffer.getvalue(), []
+
+
 def _mask_panel(valid: np.ndarray, like: np.ndarray) -> np.ndarray:
     """The mask as an image (white = hole) with the dtype and channel count of ``like``."""
     top = 1.0 if like.dtype.kind == "f" else np.iinfo(like.dtype).max
@@ -513,6 +534,7 @@ class _Loaded:
     warnings: list[str]
     alpha_mask: bool
     metadata: ImageMetadata = ImageMetadata(None, None)
+    grey_alpha: bool = False  # the file is grey + alpha (read as RGBA): written back as grey + alpha
 
 
 def _check_output_folder(in_dir: Path, out_dir: Path, masks_dir: str | os.PathLike[str] | None) -> None:
@@ -715,7 +737,10 @@ def fill_folder(
             else:
                 valid, more = fit_mask_to_image(valid, h, w)
             job = inpainter.prepare(image, valid > 0.5, "valid", name=task.name)
-            return _Loaded(task, job, source, warns + more, source == "alpha", read_metadata(task.src))
+            grey_alpha = header is not None and header.mode in ("LA", "La")
+            return _Loaded(
+                task, job, source, warns + more, source == "alpha", read_metadata(task.src), grey_alpha
+            )
         except (PConvKitError, OSError, ValueError) as exc:
             return FileResult(task.name, "failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the folder
@@ -777,8 +802,12 @@ def fill_folder(
                 encoded, warns = _adapt_for_format(output, task.dest.suffix)
                 result.warnings += warns
                 # the pixels, then the input's colour profile and EXIF (orientation 1: stored upright)
-                data, warns = embed_metadata(encode_image(encoded, task.dest.suffix, quality), task.dest.suffix,
-                                             item.metadata)
+                if item.grey_alpha:
+                    encoded, pixels, warns = _grey_alpha(encoded, job.valid_pixels, task.dest.suffix, quality)
+                    result.warnings += warns
+                else:
+                    pixels = encode_image(encoded, task.dest.suffix, quality)
+                data, warns = embed_metadata(pixels, task.dest.suffix, item.metadata)
                 result.warnings += warns
                 atomic_write_bytes(task.dest, data, overwrite=overwrite)
                 output = encoded

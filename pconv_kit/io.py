@@ -334,6 +334,7 @@ class ImageHeader(NamedTuple):
     height: int
     width: int
     frames: int
+    mode: str = ""  # Pillow's name for the pixel layout: "L", "LA", "RGB", "RGBA", "I;16", ...
 
 
 def image_header(path: PathLike) -> ImageHeader | None:
@@ -349,7 +350,7 @@ def image_header(path: PathLike) -> ImageHeader | None:
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
         >>> write_image(p, np.zeros((5, 7, 3), np.uint8))
         >>> image_header(p)
-        ImageHeader(height=5, width=7, frames=1)
+        ImageHeader(height=5, width=7, frames=1, mode='RGB')
     """
     from PIL import Image
 
@@ -359,11 +360,12 @@ def image_header(path: PathLike) -> ImageHeader | None:
             with Image.open(path) as im:
                 width, height = im.size
                 frames = int(getattr(im, "n_frames", 1) or 1)
+                mode = str(im.mode)
     except Image.DecompressionBombError:
         return ImageHeader((Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1, 1)  # more pixels than Pillow will open
     except Exception:  # noqa: BLE001 - unknown or corrupt: reading the file says why
         return None
-    return ImageHeader(int(height), int(width), frames)
+    return ImageHeader(int(height), int(width), frames, mode)
 
 
 def image_dimensions(path: PathLike) -> tuple[int, int] | None:

@@ -379,7 +379,7 @@ def test_multi_page_and_animated_files_are_refused_not_cut_to_one_page(hostile: 
     frames = [Image.fromarray(np.full((24, 32, 3), 60 * i, np.uint8)) for i in range(3)]
     frames[0].save(src / name, save_all=True, append_images=frames[1:])
     write_mask(hostile / "masks" / f"{Path(name).stem}.png", np.ones((24, 32), np.float32))
-    assert image_header(src / name) == (24, 32, 3)
+    assert image_header(src / name)[:3] == (24, 32, 3)
     result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
     assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output
     assert f"{name}: the file holds 3 pages or frames" in " ".join(result.output.split())
@@ -447,3 +447,28 @@ def test_a_damaged_png_gives_one_line_and_no_libpng_chatter(hostile: Path) -> No
     assert result.returncode == EXIT_PARTIAL_FAILURE, result.stdout + result.stderr
     assert "libpng" not in result.stderr + result.stdout  # libpng prints to the process's stderr itself
     assert "failed b.png: cannot read image" in result.stderr and "CRC error in its IDAT chunk" in result.stderr
+
+
+def test_grey_with_alpha_stays_grey_with_alpha(hostile: Path) -> None:
+    from PIL import Image
+
+    src, out = hostile / "in", hostile / "out"
+    rng = np.random.default_rng(1)
+    la = np.stack([rng.integers(0, 256, (24, 32), dtype=np.uint8), np.full((24, 32), 255, np.uint8)], axis=2)
+    la[:3, :3, 1] = 40  # some translucent pixels, kept as they are
+    Image.fromarray(la).save(src / "b.png")
+    assert image_header(src / "b.png").mode == "LA"
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors", "--concat")
+    assert result.exit_code == 0, result.output
+    assert "grey + alpha" not in result.output
+    with Image.open(out / "b.png") as im:
+        assert im.mode == "LA"
+        filled = np.asarray(im)
+    valid = read_mask(hostile / "masks" / "b.png") > 0.5
+    assert np.array_equal(filled[valid], la[valid])  # known grey values and alpha bit-exact
+    assert not np.array_equal(filled[~valid, 0], la[~valid, 0]) and (filled[~valid, 1] == 255).all()
+    assert read_image(out / "concat" / "b.png").shape == (24, 96, 4)
+    # a format without grey + alpha says what it stores instead
+    again = fill(src, hostile / "out_webp", "--masks", hostile / "masks", "--model", hostile / "model.safetensors",
+                 "--format", "webp")
+    assert "b.png: grey + alpha stored as RGBA (.webp output)" in " ".join(again.output.split())
