@@ -56,6 +56,8 @@ def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
             _warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 icc = im.info.get("icc_profile") or None
+                if im.format not in ("JPEG", "PNG", "WEBP"):  # a TIFF's "EXIF" is its own structural tags
+                    return ImageMetadata(icc, None)
                 exif = im.getexif()
                 if len(exif) == 0:
                     return ImageMetadata(icc, None)
