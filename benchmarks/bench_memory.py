@@ -1,4 +1,5 @@
-"""Benchmark 5: peak memory of a training step and of inference, PConvUNet against the plain-conv U-Net.
+"""Benchmark 5: peak memory of a training step and of inference, PConvUNet against the plain-conv U-Net, and of
+``pconv-kit fill`` as a function of the image size.
 
 Method. Every measurement runs in a fresh Python process (``python -m benchmarks.bench_memory --worker
 JSON``), so allocations of earlier measurements cannot hide or inflate it:
@@ -50,7 +51,53 @@ def _reset_peak() -> bool:
         return False
 
 
+def _fill_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of ``fill_folder`` on one ``size`` x ``size`` photo-like PNG with one square hole.
+
+    The image is a smooth gradient with a little noise (a small file, like a real photo's PNG), its mask a
+    square hole of a tenth of the side in the middle. The built-in model fills it with ``pconv-kit fill``'s
+    defaults (strategy ``auto``: the whole image up to 2 megapixels, crops around the holes above). A small
+    image is filled first so that the model and libraries are loaded.
+    """
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from pconv_kit.fill import fill_folder
+    from pconv_kit.inpaint import Inpainter
+    from pconv_kit.io import write_image, write_mask
+
+    torch.set_num_threads(spec["threads"])
+    inpainter = Inpainter(None, device=spec["device"])
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, n in (("warm", 256), ("big", spec["size"])):
+            (root / name / "in").mkdir(parents=True)
+            (root / name / "masks").mkdir()
+            ramp = np.linspace(0, 200, n, dtype=np.float32)
+            image = (ramp[None, :, None] + ramp[:, None, None] / 4 + rng.integers(0, 8, (n, 1, 3))).astype(np.uint8)
+            write_image(root / name / "in" / "a.png", image)
+            valid = np.ones((n, n), np.float32)
+            valid[n // 2 - n // 20 : n // 2 + n // 20, n // 2 - n // 20 : n // 2 + n // 20] = 0
+            write_mask(root / name / "masks" / "a.png", valid)
+            del image, valid
+        fill_folder(root / "warm" / "in", root / "warm" / "out", inpainter, masks_dir=root / "warm" / "masks", workers=1)
+        reset = _reset_peak()
+        before = _status_bytes("VmRSS")
+        report = fill_folder(root / "big" / "in", root / "big" / "out", inpainter, masks_dir=root / "big" / "masks",
+                             workers=1)
+        peak = _status_bytes("VmHWM")
+    if report.counts["done"] != 1:
+        raise RuntimeError(f"the fill failed: {report.results}")
+    method = "VmHWM - VmRSS (peak reset)" if reset else "VmHWM - VmRSS (peak not reset: upper bound)"
+    return {"step_bytes": max(0, peak - before), "baseline_bytes": before, "peak_rss_bytes": peak, "method": method}
+
+
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec["kind"] == "fill":
+        return _fill_worker(spec)
     import torch
 
     from benchmarks.bench_unet import make_inputs
@@ -125,6 +172,21 @@ def measure(spec: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_fill(sizes: tuple[int, ...], threads: int = 2, device: str = "cpu", verbose: bool = True) -> list[dict[str, Any]]:
+    """Peak memory of ``pconv-kit fill`` (``fill_folder``, built-in model) per image side, each in its own process."""
+    rows = []
+    for size in sizes:
+        res = measure({"kind": "fill", "size": size, "threads": threads, "device": device})
+        pixels = size * size
+        row = {"size": size, "megapixels": pixels / 1e6, "fill_mib": res["step_bytes"] / 2**20,
+               "bytes_per_pixel": res["step_bytes"] / pixels, "method": res["method"]}
+        rows.append(row)
+        if verbose:
+            print(f"  fill {size}x{size}: {row['fill_mib']:.0f} MiB ({row['bytes_per_pixel']:.1f} bytes/pixel)",
+                  flush=True)
+    return rows
+
+
 def run(
     train_sizes: tuple[int, ...] = (512,),
     infer_sizes: tuple[int, ...] = (512, 1024),
@@ -132,11 +194,12 @@ def run(
     base_channels: int = 64,
     train_batch: int = 1,
     infer_batch: int = 1,
+    fill_sizes: tuple[int, ...] = (),
     threads: int = 2,
     device: str = "cpu",
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Peak memory of each (kind, size) for both models, each in its own process."""
+    """Peak memory of each (kind, size) for both models, and of ``fill`` per image size, each in its own process."""
     rows = []
     cases = [("train", s, train_batch) for s in train_sizes] + [("inference", s, infer_batch) for s in infer_sizes]
     for kind, size, batch in cases:
@@ -164,7 +227,8 @@ def run(
                 f"(x{row['ratio']:.2f}) on top of the baseline",
                 flush=True,
             )
-    return {"layer_size": layer_size, "base_channels": base_channels, "rows": rows}
+    fill_rows = run_fill(fill_sizes, threads=threads, device=device, verbose=verbose) if fill_sizes else []
+    return {"layer_size": layer_size, "base_channels": base_channels, "rows": rows, "fill_rows": fill_rows}
 
 
 if __name__ == "__main__":

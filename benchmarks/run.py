@@ -46,7 +46,7 @@ FULL = {
     "fill": {"n_images": 16, "size": 512, "layer_size": 8, "base_channels": 64, "batch_size": 4, "repeats": 3},
     "masks": {"size": 512, "min_time": 2.0, "min_count": 20, "batch": 8, "repeats": 10},
     "memory": {"train_sizes": (512,), "infer_sizes": (512, 1024), "layer_size": 8, "base_channels": 64,
-               "train_batch": 1, "infer_batch": 1},
+               "train_batch": 1, "infer_batch": 1, "fill_sizes": (1024, 2048, 4096, 8192)},
     "replace": {"size": 224, "infer_batch": 8, "train_batch": 4, "repeats": 7},
 }
 
@@ -58,7 +58,7 @@ QUICK = {
     "fill": {"n_images": 4, "size": 128, "layer_size": 5, "base_channels": 16, "batch_size": 2, "repeats": 2},
     "masks": {"size": 512, "min_time": 0.2, "min_count": 5, "batch": 2, "repeats": 3},
     "memory": {"train_sizes": (128,), "infer_sizes": (128,), "layer_size": 5, "base_channels": 16,
-               "train_batch": 2, "infer_batch": 1},
+               "train_batch": 2, "infer_batch": 1, "fill_sizes": (512,)},
     "replace": {"size": 64, "width": 16, "infer_batch": 2, "train_batch": 2, "repeats": 3},
 }
 
@@ -286,6 +286,17 @@ def summary_markdown(results: dict[str, Any]) -> str:
             ]),
             "",
         ]
+        if sec["memory"].get("fill_rows"):
+            parts += [
+                "**Peak memory of `pconv-kit fill`** (built-in model, one square photo with a centred hole a "
+                "tenth of its side, on top of the loaded model):",
+                "",
+                format_table(sec["memory"]["fill_rows"], [
+                    ("size", "side", "d"), ("megapixels", "megapixels", ".1f"), ("fill_mib", "MiB", ".0f"),
+                    ("bytes_per_pixel", "bytes/pixel", ".1f"),
+                ]),
+                "",
+            ]
     if "replace" in sec:
         r = sec["replace"]
         parts += [

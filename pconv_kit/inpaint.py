@@ -263,7 +263,7 @@ def hole_boxes(valid: np.ndarray, multiple: int, margin: int) -> list[Box]:
 def _np_to_float(array: np.ndarray) -> np.ndarray:
     from pconv_kit.io import to_float
 
-    return np.clip(to_float(array), 0.0, 1.0).astype(np.float32, copy=False)
+    return to_float(array)  # float32 in [0, 1] (NaN -> 0) for every dtype it takes, in one new array
 
 
 def _np_from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -567,7 +567,10 @@ class Inpainter:
         sizes = {jobs[i].size for i in todo}
         if len(sizes) > 1:
             raise ShapeError(f"predict_batch needs images of one size; got {sorted(sizes)}")
-        x = torch.from_numpy(np.stack([jobs[i].model_input for i in todo])).permute(0, 3, 1, 2)  # type: ignore[misc]
+        # one image: a view with a batch axis, not a copy (np.stack copies, and a large photo is gigabytes)
+        inputs = [jobs[i].model_input for i in todo]
+        stacked = np.stack(inputs) if len(inputs) > 1 else inputs[0][None]  # type: ignore[index]
+        x = torch.from_numpy(stacked).permute(0, 3, 1, 2)  # type: ignore[arg-type]
         valid = torch.from_numpy(np.stack([jobs[i].valid_pixels for i in todo]))[:, None].float()
         pred = self.predict_tensor(x, valid).permute(0, 2, 3, 1).float().cpu().numpy()
         for k, i in enumerate(todo):
@@ -583,11 +586,19 @@ class Inpainter:
         if prediction is None:
             return job.image.reshape(job.shape).copy()
         arr, color = job.image, job.color
-        if color == 1 and prediction.shape[2] == 3:
-            prediction = (prediction @ np.asarray(_LUMA, np.float32))[..., None]
-        filled = _np_from_float(prediction, arr.dtype)
         out = arr.copy()
-        out[..., :color] = np.where(job.valid, arr[..., :color], filled)
+        # only the box around the holes is converted and composited: a few holes in a large photo cost memory
+        # in proportion to their box, not to the photo
+        holes = ~job.valid_pixels
+        rows, cols = np.flatnonzero(holes.any(axis=1)), np.flatnonzero(holes.any(axis=0))
+        if rows.size == 0:
+            return out.reshape(job.shape)
+        box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+        pred = prediction[box]
+        if color == 1 and pred.shape[2] == 3:
+            pred = (pred @ np.asarray(_LUMA, np.float32))[..., None]
+        region = out[box]  # a view: writing it writes out
+        region[..., :color] = np.where(job.valid[box], arr[box][..., :color], _np_from_float(pred, arr.dtype))
         return out.reshape(job.shape)
 
     # ------------------------------------------------------------------ tensors

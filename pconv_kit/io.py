@@ -483,14 +483,17 @@ def to_float(array: np.ndarray) -> np.ndarray:
         [0.0, 0.502, 1.0]
     """
     array = np.asarray(array)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255.0)
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / np.float32(65535.0)
+    # one new float32 array, then in-place arithmetic: a large image costs one copy, not three
+    if array.dtype in (np.uint8, np.uint16):
+        out = array.astype(np.float32)
+        out /= np.float32(np.iinfo(array.dtype).max)
+        return out
     if array.dtype == np.bool_:
         return array.astype(np.float32)
     if array.dtype.kind == "f":
-        return np.clip(np.nan_to_num(array.astype(np.float32), nan=0.0), 0.0, 1.0)
+        out = array.astype(np.float32)  # always a copy: the caller's array is never changed
+        np.nan_to_num(out, copy=False, nan=0.0)
+        return np.clip(out, 0.0, 1.0, out=out)
     raise InputValueError(f"to_float expects a uint8, uint16, bool or float array; got dtype {array.dtype}")
 
 
