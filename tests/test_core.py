@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import stat
 
 import pytest
@@ -87,3 +89,30 @@ def test_atomic_write_no_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         atomic_write_bytes(tmp_path / "a", b"2", overwrite=False)
     assert (tmp_path / "a").read_bytes() == b"1"
+
+
+def test_atomic_write_never_touches_the_process_umask(tmp_path):
+    # os.umask changes a process-wide setting: another thread creating a file meanwhile would get mode 0666.
+    # Neither importing the module nor writing may call it (checked in a fresh process, before the import).
+    code = (
+        "import os, stat, sys\n"
+        "umask = os.umask(0o022); os.umask(umask)\n"
+        "def forbidden(mask): raise AssertionError('os.umask called')\n"
+        "os.umask = forbidden\n"
+        "from pconv_kit.utils.files import atomic_write_bytes\n"
+        f"atomic_write_bytes({str(tmp_path / 'a.bin')!r}, b'x')\n"
+        f"assert stat.S_IMODE(os.stat({str(tmp_path / 'a.bin')!r}).st_mode) == 0o666 & ~umask\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_atomic_write_no_overwrite_is_atomic_against_a_file_appearing_meanwhile(tmp_path):
+    # another process creates the file while this one writes: its file stays, this write fails cleanly
+    target = tmp_path / "a.txt"
+    with pytest.raises(FileExistsError):
+        with atomic_write(target, overwrite=False) as tmp:
+            tmp.write_text("mine")
+            target.write_text("theirs")
+    assert target.read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]

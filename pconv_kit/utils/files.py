@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +18,42 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_bytes", "replace_with_link", "remove_stale_temp_files"]
 
 
-def _default_mode() -> int:
-    """Permissions a plain ``open(path, "w")`` would give (mkstemp files are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _new_temp_file(path: Path) -> tuple[Path, int]:
+    """Create an empty file next to ``path``, named ``.<stem>.<8 hex>.tmp<suffix>``, exclusively.
+
+    Returns the file and its permissions: those a plain ``open(path, "w")`` gives (``0o666`` less the process
+    umask), applied by the kernel at creation. The umask is never read or changed (``os.umask`` changes it for
+    every thread of the process while it runs).
+    """
+    for _ in range(100):
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+        return tmp, mode
+    raise FileExistsError(f"no free temporary name next to {path}")
 
 
-_FILE_MODE = _default_mode()
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give ``tmp`` the name ``path``: replace an existing file, or (``overwrite=False``) never replace one."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic: fails if path exists, even if another process made it a moment ago
+    except FileExistsError:
+        raise FileExistsError(f"{path} already exists") from None
+    except OSError:  # a file system without hard links: check, then rename (a small window remains)
+        if path.exists():
+            raise FileExistsError(f"{path} already exists") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -50,19 +79,15 @@ def atomic_write(path: str | os.PathLike[str], overwrite: bool = True) -> Iterat
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp, mode = _new_temp_file(path)
     try:
         yield tmp
-        # Some writers (safetensors, ...) replace the file rather than write into it, so the permissions a
-        # plain open() would give are set only now, just before the file becomes visible.
-        os.chmod(tmp, _FILE_MODE)
+        # Some writers (safetensors, ...) replace the file with one of their own (mode 0600) rather than write
+        # into it, so the permissions the temporary file was created with are set again before it becomes visible.
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as fh:  # make the content durable before it becomes visible
             os.fsync(fh.fileno())
-        if not overwrite and path.exists():
-            raise FileExistsError(f"{path} already exists")
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -90,9 +115,7 @@ def replace_with_link(source: str | os.PathLike[str], path: str | os.PathLike[st
         (True, b'weights')
     """
     source, path = Path(source), Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp, _ = _new_temp_file(path)
     try:
         tmp.unlink()  # a unique name for the link, in the folder's temp-file pattern
         os.link(source, tmp)
@@ -104,7 +127,8 @@ def replace_with_link(source: str | os.PathLike[str], path: str | os.PathLike[st
     return True
 
 
-# the temporary names of atomic_write: "." + stem + "." + mkstemp's 8 random characters + ".tmp" + suffix
+# the temporary names of atomic_write: "." + stem + "." + 8 random characters + ".tmp" + suffix (also those of
+# earlier versions, which used tempfile.mkstemp's [a-z0-9_] names)
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
