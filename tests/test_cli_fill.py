@@ -208,7 +208,10 @@ def test_ctrl_c_exits_130_with_counts_and_a_rerun_resumes(tmp_path: Path) -> Non
         out = tmp_path / f"out{attempt}"
         command = [sys.executable, "-m", "pconv_kit_cli", "fill", str(src), str(out), "--mask",
                    str(tmp_path / "mask.png"), "--device", "cpu", "--batch-size", "1", "--workers", "1"]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the default SIGINT action in the child: a shell's background job ('pytest &') ignores SIGINT, and a
+        # child inherits that, so the signal would never land
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("img*.png"))):
             time.sleep(0.05)
