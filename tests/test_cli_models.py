@@ -61,3 +61,13 @@ def test_help_has_examples() -> None:
     assert result.exit_code == 0 and "pconv-kit models --json" in result.output
     fill_help = "".join(CliRunner().invoke(cli, ["fill", "--help"]).output.split())  # Click wraps at hyphens too
     assert "`pconv-kitmodels`" in fill_help
+
+
+def test_a_narrow_terminal_gets_one_block_per_model_with_nothing_cut(downloadable: ModelEntry) -> None:
+    result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line.rstrip()) for line in result.output.splitlines()) <= 80
+    text = " ".join(result.output.split())
+    for status in model_statuses():
+        assert status.name in text and " ".join(status.description.split()) in text, status.name
+    assert "pconv-photos-small (default) built in;" in text and "test-download download; not yet downloaded" in text

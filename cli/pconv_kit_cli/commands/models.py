@@ -7,6 +7,7 @@ import json
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from pconv_kit.registry import model_statuses
@@ -43,12 +44,22 @@ def models_command(as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
+    console = Console()
+    rows = [
+        (f"{s.name} (default)" if s.default else s.name, s.source,
+         _size(s.size_bytes) if s.local is not None else "not yet downloaded", s.description)
+        for s in statuses
+    ]
+    if console.width < 110:  # a narrow terminal: one block per model, so no column is squeezed to nothing
+        console.print("Registered models (use one with --model NAME):", highlight=False)
+        for name, source, here, description in rows:
+            console.print(f"\n[bold]{escape(name)}[/bold]  {escape(source)}; {here}", highlight=False)
+            console.print(Padding(escape(description), (0, 0, 0, 2)), highlight=False)
+        return
     table = Table(title="Registered models (use one with --model NAME)", title_justify="left")
     for column in ("name", "source", "on this machine"):
         table.add_column(column, no_wrap=True)
     table.add_column("description", overflow="fold", ratio=1)
-    for s in statuses:
-        name = f"{s.name} (default)" if s.default else s.name
-        here = _size(s.size_bytes) if s.local is not None else "not yet downloaded"
-        table.add_row(escape(name), escape(s.source), here, escape(s.description))
-    Console().print(table)
+    for name, source, here, description in rows:
+        table.add_row(escape(name), escape(source), here, escape(description))
+    console.print(table)
