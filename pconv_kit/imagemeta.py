@@ -3,8 +3,9 @@
 A filled photo should look like its original: an ICC profile (a phone's Display P3, a camera's Adobe RGB) tells
 viewers how to show its colours, and EXIF holds the camera, date and GPS data a user may rely on. The pixel
 codecs (OpenCV) drop both, so :func:`pconv_kit.fill.fill_folder` reads them here and writes them into the encoded
-output: PNG (``iCCP`` and ``eXIf`` chunks) and JPEG (``APP2 ICC_PROFILE`` and ``APP1 Exif`` segments), with
-the EXIF orientation set to 1, since pixels are stored upright. Other output formats get a warning instead.
+output: PNG (``iCCP`` and ``eXIf`` chunks), JPEG (``APP2 ICC_PROFILE`` and ``APP1 Exif`` segments) and WebP
+(``ICCP`` and ``EXIF`` chunks of the extended format), with the EXIF orientation set to 1, since pixels are stored
+upright. TIFF and BMP outputs get a warning instead.
 
 Example:
     >>> import numpy as np, tempfile, pathlib
@@ -78,8 +79,10 @@ def embed_metadata(data: bytes, suffix: str, meta: ImageMetadata) -> tuple[bytes
         return _png_with(data, meta), []
     if kind in (".jpg", ".jpeg"):
         return _jpeg_with(data, meta)
+    if kind == ".webp":
+        return _webp_with(data, meta), []
     what = " and ".join(name for name, value in (("ICC colour profile", meta.icc), ("EXIF", meta.exif)) if value)
-    return data, [f"the input's {what} is not kept in {kind} outputs (PNG and JPEG keep it)"]
+    return data, [f"the input's {what} is not kept in {kind} outputs (PNG, JPEG and WebP keep it)"]
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -96,6 +99,51 @@ def _png_with(data: bytes, meta: ImageMetadata) -> bytes:
     if meta.exif:  # eXIf holds the TIFF data without JPEG's "Exif\0\0" prefix
         extra += _png_chunk(b"eXIf", meta.exif.removeprefix(b"Exif\x00\x00"))
     return data[:ihdr_end] + extra + data[ihdr_end:]
+
+
+def _riff_chunk(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) % 2 else b"")
+
+
+def _webp_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not WebP data")
+    chunks, at = [], 12
+    while at + 8 <= len(data):
+        kind, size = data[at : at + 4], struct.unpack("<I", data[at + 4 : at + 8])[0]
+        chunks.append((kind, data[at + 8 : at + 8 + size]))
+        at += 8 + size + (size % 2)
+    return chunks
+
+
+def _webp_size(kind: bytes, payload: bytes) -> tuple[int, int]:
+    """Width and height of a still WebP from its ``VP8 `` (lossy) or ``VP8L`` (lossless) bitstream header."""
+    if kind == b"VP8 ":
+        width, height = struct.unpack("<HH", payload[6:10])
+        return width & 0x3FFF, height & 0x3FFF
+    bits = struct.unpack("<I", payload[1:5])[0]
+    return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+
+
+def _webp_with(data: bytes, meta: ImageMetadata) -> bytes:
+    """The extended WebP layout: ``VP8X`` (flags, canvas size), ``ICCP``, the image chunks, ``EXIF``."""
+    chunks = _webp_chunks(data)
+    header = dict(chunks).get(b"VP8X")
+    if header is None:
+        image = next((k, p) for k, p in chunks if k in (b"VP8 ", b"VP8L"))
+        width, height = _webp_size(*image)
+        flags = 0x10 if any(k == b"ALPH" for k, _ in chunks) else 0
+        canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    else:
+        flags, canvas = header[0], header[4:10]
+    flags |= (0x20 if meta.icc else 0) | (0x08 if meta.exif else 0)
+    body = _riff_chunk(b"VP8X", bytes([flags, 0, 0, 0]) + canvas)
+    if meta.icc:
+        body += _riff_chunk(b"ICCP", meta.icc)
+    body += b"".join(_riff_chunk(k, p) for k, p in chunks if k not in (b"VP8X", b"ICCP", b"EXIF"))
+    if meta.exif:
+        body += _riff_chunk(b"EXIF", meta.exif.removeprefix(b"Exif\x00\x00"))
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 
 def _jpeg_with(data: bytes, meta: ImageMetadata) -> tuple[bytes, list[str]]:

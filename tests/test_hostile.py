@@ -389,7 +389,7 @@ def test_multi_page_and_animated_files_are_refused_not_cut_to_one_page(hostile: 
 # ---------------------------------------------------------------------------------------------- metadata
 
 
-@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
 def test_colour_profile_and_exif_are_kept_with_orientation_normalised(hostile: Path, suffix: str) -> None:
     from PIL import Image, ImageCms
 
@@ -428,7 +428,9 @@ def test_formats_that_cannot_hold_the_profile_say_so(hostile: Path) -> None:
     Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "b.png", icc_profile=icc)
     result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors", "--format", "tif")
     assert result.exit_code == 0, result.output
-    assert "b.png: the input's ICC colour profile is not kept in .tif outputs" in " ".join(result.output.split())
+    assert "b.png: the input's ICC colour profile is not kept in .tif outputs (PNG, JPEG and WebP keep it)" in " ".join(
+        result.output.split()
+    )
 
 
 def test_a_damaged_png_gives_one_line_and_no_libpng_chatter(hostile: Path) -> None:
