@@ -25,6 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(("PConvUNet", "save_model"), "pconv_kit.models"),
     **dict.fromkeys(("list_models", "load_model"), "pconv_kit.registry"),  # load_model: paths, run dirs, names
     "inpaint": "pconv_kit.inpaint",
+    "cv2_inpaint": "pconv_kit.opencv",  # cv2.inpaint's call, filled by a model
     **dict.fromkeys(("InpaintingLoss", "VGG16Features"), "pconv_kit.losses"),
     **dict.fromkeys(("MaskGenerator", "MaskFolder"), "pconv_kit.masks"),
     # `train` stays the name of the subpackage (pconv_kit.train.train is the function), like `convert`
@@ -32,7 +33,7 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "convert", "core", "errors", "evaluate", "export", "fill", "inpaint", "io", "layers", "losses", "masks", "models",
-    "registry", "train", "utils",
+    "opencv", "registry", "train", "utils",
 )
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from pconv_kit.losses import InpaintingLoss, VGG16Features
     from pconv_kit.masks import MaskFolder, MaskGenerator
     from pconv_kit.models import PConvUNet, save_model
+    from pconv_kit.opencv import cv2_inpaint
     from pconv_kit.registry import list_models, load_model
     from pconv_kit.train import TrainConfig, TrainSummary
 
@@ -73,6 +75,7 @@ __all__ = [
     "load_model",
     "list_models",
     "inpaint",
+    "cv2_inpaint",
     "InpaintingLoss",
     "VGG16Features",
     "MaskGenerator",
