@@ -116,3 +116,17 @@ def test_atomic_write_no_overwrite_is_atomic_against_a_file_appearing_meanwhile(
             target.write_text("theirs")
     assert target.read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_capturing_graph_is_false_in_eager_mode_and_true_while_tracing():
+    from pconv_kit.core.tracing import capturing_graph
+
+    seen = []
+
+    def probe(x: torch.Tensor) -> torch.Tensor:
+        seen.append(capturing_graph())
+        return x * 2
+
+    probe(torch.ones(2))
+    torch.jit.trace(probe, torch.ones(2), check_trace=False)
+    assert seen == [False, True]

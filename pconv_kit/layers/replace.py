@@ -29,6 +29,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.utils import _pair
 
 from pconv_kit.core.check import check_shape
+from pconv_kit.core.tracing import capturing_graph
 from pconv_kit.errors import InputValueError
 from pconv_kit.layers.partial_conv import partial_conv2d_from_count
 
@@ -177,15 +178,6 @@ class _BorderScale(torch.autograd.Function):
         return grad_y, grad_bias, None
 
 
-def _tracing() -> bool:
-    return bool(
-        torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
-    )
-
-
 def partial_padding_conv2d(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -227,7 +219,7 @@ def partial_padding_conv2d(
     if padding == (0, 0):  # every window lies inside the input: the ratio is 1
         return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
     kernel = (int(weight.shape[-2]), int(weight.shape[-1]))
-    if _tracing():
+    if capturing_graph():
         return _ratio_map_conv(input, weight, bias, stride, padding, dilation, groups)
     y = F.conv2d(input, weight, bias, stride, padding, dilation, groups)
     geometry = _Geometry(y, (input.shape[-2], input.shape[-1]), kernel, stride, padding, dilation)

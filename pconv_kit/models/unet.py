@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pconv_kit.core.check import check_image_mask
+from pconv_kit.core.tracing import capturing_graph
 from pconv_kit.errors import InputValueError, ShapeError
 from pconv_kit.layers.partial_conv import PartialConv2d
 
@@ -33,11 +34,6 @@ __all__ = ["PConvUNet", "PConvBlock"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _traced() -> bool:
-    """True while ``torch.compile``, ``torch.export``/ONNX export or TorchScript tracing runs the model."""
-    return bool(torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing())
 
 
 def _count(mask: torch.Tensor, channels: int) -> torch.Tensor:
@@ -342,7 +338,7 @@ class PConvUNet(nn.Module):
             composited) and the final mask :math:`(B, 1, H, W)` (all ones once the receptive field covers
             every hole).
         """
-        if _traced():
+        if capturing_graph():
             # Graph capture: shapes only. Reading the mask's values (range check) would be data-dependent
             # and break the graph (torch.compile) or fail (torch.export, ONNX export).
             matching = image.dim() == 4 and mask.dim() == 4 and mask.shape[0] == image.shape[0]
