@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from pconv_kit.utils.lazy import lazy_attributes
 
-__version__ = "0.1.0"
+try:  # the version of the installed distribution, so it cannot drift from pyproject.toml
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _distribution_version
+
+    __version__ = _distribution_version("pconv-kit")
+except PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     **dict.fromkeys(

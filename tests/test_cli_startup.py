@@ -75,3 +75,11 @@ def test_the_inpaint_function_is_not_shadowed_by_its_module(code: str) -> None:
     check = f"{code}; import types; assert callable(f) and not isinstance(f, types.ModuleType), f"
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    assert pconv_kit.__version__ == version("pconv-kit")
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and pconv_kit.__version__ in result.output
