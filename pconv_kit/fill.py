@@ -741,10 +741,10 @@ def fill_folder(
             return _Loaded(
                 task, job, source, warns + more, source == "alpha", read_metadata(task.src), grey_alpha
             )
-        except (PConvKitError, OSError, ValueError) as exc:
+        except (PConvKitError, OSError, ValueError, cv2.error) as exc:  # a bad file (the decoders' errors)
             return FileResult(task.name, "failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the folder
-            return FileResult(task.name, "failed", f"{type(exc).__name__}: {exc}")
+        except MemoryError:
+            return FileResult(task.name, "failed", "out of memory while reading it (see --max-pixels)")
 
     def write_strip(item: _Loaded) -> FileResult:
         """The review strip of an output that is already on disk (the model does not run again)."""
@@ -819,10 +819,9 @@ def fill_folder(
                 write_image(task.concat_dest, strip, quality=quality, overwrite=True)
         except FileExistsError:
             return FileResult(task.name, "skipped", "output appeared while running", output=out_rel)
-        except (PConvKitError, OSError, ValueError) as exc:
-            return FileResult(task.name, "failed", f"cannot write {out_rel}: {exc}", mask=item.mask_source)
-        except Exception as exc:  # noqa: BLE001
-            return FileResult(task.name, "failed", f"{type(exc).__name__}: {exc}", mask=item.mask_source)
+        except (PConvKitError, OSError, ValueError, cv2.error, MemoryError) as exc:  # a full disk, an encoder
+            reason = str(exc) or type(exc).__name__
+            return FileResult(task.name, "failed", f"cannot write {out_rel}: {reason}", mask=item.mask_source)
         return result
 
     lookahead = max(2 * batch_size, 2 * workers)
@@ -840,7 +839,9 @@ def fill_folder(
     def run(batch: list[_Loaded]) -> None:
         try:
             predictions = inpainter.predict_batch([item.job for item in batch])
-        except Exception as exc:  # noqa: BLE001 - e.g. out of memory: retry one by one
+        except (RuntimeError, MemoryError, PConvKitError) as exc:  # out of memory (torch's errors are
+            # RuntimeErrors) or a model refusing an input: retry one by one, then fail only that file; a
+            # programming error (TypeError, AttributeError, ...) is not caught and stops the run
             if len(batch) > 1:
                 for item in batch:
                     run([item])

@@ -474,3 +474,40 @@ def test_grey_with_alpha_stays_grey_with_alpha(hostile: Path) -> None:
     again = fill(src, hostile / "out_webp", "--masks", hostile / "masks", "--model", hostile / "model.safetensors",
                  "--format", "webp")
     assert "b.png: grey + alpha stored as RGBA (.webp output)" in " ".join(again.output.split())
+
+
+# ---------------------------------------------------------------------------------------------- what is caught
+
+
+def test_out_of_memory_in_a_batch_is_retried_per_file_and_bugs_are_not_hidden(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = hostile / "in"
+    for p in src.iterdir():
+        p.unlink()
+    for name in ("a.png", "b.png"):
+        write_image(src / name, np.zeros((24, 32, 3), np.uint8))
+    model = PConvUNet(layer_size=3, base_channels=8)
+    real = Inpainter.predict_batch
+    calls: list[int] = []
+
+    def oom_for_pairs(self: Inpainter, jobs: list) -> list:
+        calls.append(len(jobs))
+        if len(jobs) > 1 or jobs[0].name == "b.png":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1e12 bytes")
+        return real(self, jobs)
+
+    monkeypatch.setattr(Inpainter, "predict_batch", oom_for_pairs)
+    report = pconv_kit_fill.fill_folder(src, hostile / "out", model, masks_dir=hostile / "masks", batch_size=2,
+                                        workers=1, device="cpu")
+    assert calls == [2, 1, 1]  # the batch, then each file on its own
+    rows = {r.file: r for r in report.results}
+    assert rows["a.png"].status == "done" and rows["b.png"].status == "failed"
+    assert "model failed: RuntimeError: DefaultCPUAllocator" in rows["b.png"].reason
+
+    def bug(self: Inpainter, jobs: list) -> list:
+        raise TypeError("a programming error")
+
+    monkeypatch.setattr(Inpainter, "predict_batch", bug)
+    with pytest.raises(TypeError, match="a programming error"):  # not disguised as a failed file
+        pconv_kit_fill.fill_folder(src, hostile / "out2", model, masks_dir=hostile / "masks", workers=1, device="cpu")
