@@ -4,8 +4,9 @@ A filled photo should look like its original: an ICC profile (a phone's Display 
 viewers how to show its colours, and EXIF holds the camera, date and GPS data a user may rely on. The pixel
 codecs (OpenCV) drop both, so :func:`pconv_kit.fill.fill_folder` reads them here and writes them into the encoded
 output: PNG (``iCCP`` and ``eXIf`` chunks), JPEG (``APP2 ICC_PROFILE`` and ``APP1 Exif`` segments) and WebP
-(``ICCP`` and ``EXIF`` chunks of the extended format), with the EXIF orientation set to 1, since pixels are stored
-upright. TIFF and BMP outputs get a warning instead.
+(``ICCP`` and ``EXIF`` chunks of the extended format) and 8-bit RGB or grey TIFF (tags, written again by Pillow),
+with the EXIF orientation set to 1, since pixels are stored upright. Other TIFF layouts and BMP outputs get a
+warning instead.
 
 Example:
     >>> import numpy as np, tempfile, pathlib
@@ -19,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings as _warnings
@@ -28,6 +30,9 @@ from typing import NamedTuple
 __all__ = ["ImageMetadata", "read_metadata", "embed_metadata"]
 
 _ORIENTATION = 0x0112
+# the tags of a TIFF's first IFD that describe the photo (ImageDescription, Make, Model, Orientation, Software,
+# DateTime, Artist, Copyright), not its pixel layout
+_TIFF_DESCRIPTIVE = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SEGMENT_MAX = 65533  # payload bytes of one APPn segment (its 2-byte length counts itself)
 _ICC_CHUNK_MAX = _JPEG_SEGMENT_MAX - 14  # "ICC_PROFILE\0" + sequence number + count
@@ -57,9 +62,16 @@ def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
             _warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 icc = im.info.get("icc_profile") or None
-                if im.format not in ("JPEG", "PNG", "WEBP"):  # a TIFF's "EXIF" is its own structural tags
+                if im.format == "TIFF":  # its first IFD mixes layout tags with the descriptive ones: keep those
+                    source = im.getexif()
+                    exif = Image.Exif()
+                    for tag in _TIFF_DESCRIPTIVE:
+                        if tag in source:
+                            exif[tag] = source[tag]
+                elif im.format in ("JPEG", "PNG", "WEBP"):
+                    exif = im.getexif()
+                else:
                     return ImageMetadata(icc, None)
-                exif = im.getexif()
                 if len(exif) == 0:
                     return ImageMetadata(icc, None)
                 if _ORIENTATION in exif:
@@ -81,8 +93,13 @@ def embed_metadata(data: bytes, suffix: str, meta: ImageMetadata) -> tuple[bytes
         return _jpeg_with(data, meta)
     if kind == ".webp":
         return _webp_with(data, meta), []
+    if kind in (".tif", ".tiff"):
+        tagged = _tiff_with(data, meta)
+        if tagged is not None:
+            return tagged, []
+        kind = f"{kind} (16-bit, float or RGBA)"
     what = " and ".join(name for name, value in (("ICC colour profile", meta.icc), ("EXIF", meta.exif)) if value)
-    return data, [f"the input's {what} is not kept in {kind} outputs (PNG, JPEG and WebP keep it)"]
+    return data, [f"the input's {what} is not kept in {kind} outputs (PNG, JPEG, WebP and 8-bit RGB or grey TIFF keep it)"]
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -144,6 +161,25 @@ def _webp_with(data: bytes, meta: ImageMetadata) -> bytes:
     if meta.exif:
         body += _riff_chunk(b"EXIF", meta.exif.removeprefix(b"Exif\x00\x00"))
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def _tiff_with(data: bytes, meta: ImageMetadata) -> bytes | None:
+    """An 8-bit RGB or grey TIFF written again by Pillow with the profile and EXIF tags (lossless, the same
+    pixels); ``None`` for the layouts Pillow does not write back exactly (16-bit and float colour, RGBA)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.mode not in ("RGB", "L"):
+            return None
+        im.load()
+        extra: dict[str, bytes] = {}
+        if meta.icc:
+            extra["icc_profile"] = meta.icc
+        if meta.exif:
+            extra["exif"] = meta.exif
+        out = io.BytesIO()
+        im.save(out, format="TIFF", compression="tiff_lzw", **extra)
+    return out.getvalue()
 
 
 def _jpeg_with(data: bytes, meta: ImageMetadata) -> tuple[bytes, list[str]]:

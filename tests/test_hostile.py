@@ -389,7 +389,7 @@ def test_multi_page_and_animated_files_are_refused_not_cut_to_one_page(hostile: 
 # ---------------------------------------------------------------------------------------------- metadata
 
 
-@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
 def test_colour_profile_and_exif_are_kept_with_orientation_normalised(hostile: Path, suffix: str) -> None:
     from PIL import Image, ImageCms
 
@@ -415,7 +415,7 @@ def test_colour_profile_and_exif_are_kept_with_orientation_normalised(hostile: P
         assert im.size == (32, 24)  # stored upright, so orientation 1 is right
     filled = read_image(out / f"photo{suffix}")
     assert filled.shape == upright.shape
-    if suffix == ".png":
+    if suffix in (".png", ".tif"):
         assert np.array_equal(filled[valid > 0], upright[valid > 0])
 
 
@@ -425,12 +425,16 @@ def test_formats_that_cannot_hold_the_profile_say_so(hostile: Path) -> None:
     src, out = hostile / "in", hostile / "out"
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     (src / "a.jpg").unlink()  # a.jpg and a.png would both become a.tif
-    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "b.png", icc_profile=icc)
+    rgba = np.concatenate([np.zeros((24, 32, 3), np.uint8), np.full((24, 32, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(src / "b.png", icc_profile=icc)  # an RGBA TIFF out: Pillow cannot write it back
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(src / "a.png", icc_profile=icc)  # an RGB one can
     result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors", "--format", "tif")
     assert result.exit_code == 0, result.output
-    assert "b.png: the input's ICC colour profile is not kept in .tif outputs (PNG, JPEG and WebP keep it)" in " ".join(
-        result.output.split()
-    )
+    text = " ".join(result.output.split())
+    assert "b.png: the input's ICC colour profile is not kept in .tif (16-bit, float or RGBA) outputs" in text
+    assert "a.png: the input's" not in text
+    with Image.open(out / "a.tif") as im:
+        assert im.info.get("icc_profile") == icc
 
 
 def test_a_damaged_png_gives_one_line_and_no_libpng_chatter(hostile: Path) -> None:
