@@ -118,6 +118,7 @@ def test_atomic_write_no_overwrite_is_atomic_against_a_file_appearing_meanwhile(
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace: deprecated, still a graph capture
 def test_capturing_graph_is_false_in_eager_mode_and_true_while_tracing():
     from pconv_kit.core.tracing import capturing_graph
 

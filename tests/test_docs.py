@@ -291,3 +291,21 @@ def test_griffe_extension_parses_every_documented_module_without_warnings(caplog
                     warnings += [f"{obj.path}: {r.getMessage()}" for r in caplog.records]
             objects.extend(m for m in obj.members.values() if not m.is_alias)
     assert not warnings, "\n".join(warnings)
+
+
+def test_docstring_examples_run_as_tests_and_leave_the_environment_alone() -> None:
+    # pyproject's pytest settings collect the package's doctests; none may set os.environ (use mock.patch.dict)
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    settings = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+    assert "pconv_kit" in settings["testpaths"] and "--doctest-modules" in settings["addopts"]
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{n}"
+        for path in sorted((REPO_ROOT / "pconv_kit").rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"(>>>|\.\.\.)\s.*os\.environ\[[^\]]*\]\s*=(?!=)", line)
+    ]
+    assert not offenders, offenders

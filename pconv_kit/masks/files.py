@@ -58,7 +58,7 @@ def fit_mask_to_image(valid: np.ndarray, height: int, width: int) -> tuple[np.nd
     Example:
         >>> m = np.ones((50, 100), np.float32); m[10:20, 10:30] = 0
         >>> out, warnings = fit_mask_to_image(m, 100, 200)
-        >>> out.shape, float(1 - out.mean()), warnings
+        >>> out.shape, round(float(1 - out.mean()), 4), warnings
         ((100, 200), 0.04, ['mask resized from 100x50 to 200x100 (nearest neighbour)'])
     """
     mh, mw = valid.shape

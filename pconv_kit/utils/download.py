@@ -82,8 +82,9 @@ def cache_dir() -> Path:
         ``~/.cache/pconv-kit``; ``~`` is expanded.
 
     Example:
-        >>> os.environ["PCONV_KIT_CACHE"] = "/tmp/pconv-cache"
-        >>> cache_dir()
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"PCONV_KIT_CACHE": "/tmp/pconv-cache"}):
+        ...     cache_dir()
         PosixPath('/tmp/pconv-cache')
     """
     env = os.environ.get(CACHE_ENV, "").strip()
@@ -276,10 +277,11 @@ def cached_download(
 
     Example:
         >>> import os, pathlib, tempfile
-        >>> os.environ["PCONV_KIT_CACHE"] = tempfile.mkdtemp()
+        >>> from unittest import mock
         >>> src = pathlib.Path(tempfile.mkdtemp()) / "w.bin"
         >>> _ = src.write_bytes(b"weights")
-        >>> cached_download(src.as_uri()).parent == cache_dir()
+        >>> with mock.patch.dict(os.environ, {"PCONV_KIT_CACHE": tempfile.mkdtemp()}):
+        ...     cached_download(src.as_uri()).parent == cache_dir()
         True
     """
     expected = _normalise_sha256(sha256)
