@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -53,7 +52,7 @@ from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, Inpainter
 from pconv_kit.io import from_float, list_images, read_image, read_mask, to_float
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
-from pconv_kit.utils.files import atomic_write_bytes
+from pconv_kit.utils.files import write_json
 
 __all__ = [
     "HOLE_BINS",
@@ -250,10 +249,8 @@ class EvalReport:
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_dict` atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        """Write :meth:`to_dict` as JSON, atomically (creating the folder if needed)."""
+        write_json(path, self.to_dict())
 
 
 # ---------------------------------------------------------------------------------------------- evaluation

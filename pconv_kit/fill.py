@@ -31,7 +31,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-import json
 import os
 import threading
 import time
@@ -62,7 +61,7 @@ from pconv_kit.io import (
 )
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
-from pconv_kit.utils.files import atomic_write, atomic_write_bytes, remove_stale_temp_files
+from pconv_kit.utils.files import atomic_write, atomic_write_bytes, remove_stale_temp_files, write_json
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -159,9 +158,7 @@ class FillReport:
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_dict` as JSON, atomically (creating the folder if needed)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        write_json(path, self.to_dict())
 
 
 #: Default pixel limit of :func:`fill_folder`: 100 megapixels (10000x10000). Filling such an image takes a few

@@ -53,7 +53,6 @@ from pconv_kit.train.checkpoint import (
     run_files,
     save_training_state,
     state_dict_digest,
-    write_json,
 )
 from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig, load_config
 from pconv_kit.train.data import (
@@ -71,7 +70,7 @@ from pconv_kit.train.data import (
 )
 from pconv_kit.train.display import Reporter, make_reporter
 from pconv_kit.train.distributed import DistContext, setup
-from pconv_kit.utils.files import atomic_write
+from pconv_kit.utils.files import atomic_write, write_json
 
 if TYPE_CHECKING:
     from pconv_kit.models import PConvUNet
@@ -969,7 +968,7 @@ class _Trainer:
         if (self.run_dir / BEST_FILE).is_file():
             summary.best_checkpoint = self.run_dir / BEST_FILE
         if ctx.is_main:
-            write_json(self.run_dir / SUMMARY_FILE, summary.to_dict())
+            write_json(self.run_dir / SUMMARY_FILE, summary.to_dict(), sort_keys=True)
         ctx.barrier()
         return summary
 

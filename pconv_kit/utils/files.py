@@ -7,6 +7,7 @@ new content is completely on disk.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -14,8 +15,9 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "replace_with_link", "remove_stale_temp_files"]
+__all__ = ["atomic_write", "atomic_write_bytes", "write_json", "replace_with_link", "remove_stale_temp_files"]
 
 
 def _new_temp_file(path: Path) -> tuple[Path, int]:
@@ -98,6 +100,21 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: boo
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike[str], data: Any, sort_keys: bool = False) -> None:
+    """Write ``data`` as indented JSON (and a final newline) atomically, creating the folder if needed.
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "reports" / "r.json"
+        >>> write_json(p, {"b": 1, "a": [2]}, sort_keys=True)
+        >>> json.loads(p.read_text())
+        {'a': [2], 'b': 1}
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode("utf-8"))
 
 
 def replace_with_link(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
