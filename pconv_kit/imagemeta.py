@@ -68,7 +68,7 @@ def read_metadata(path: str | os.PathLike[str]) -> ImageMetadata:
                     for tag in _TIFF_DESCRIPTIVE:
                         if tag in source:
                             exif[tag] = source[tag]
-                elif im.format in ("JPEG", "PNG", "WEBP"):
+                elif im.format in ("JPEG", "MPO", "PNG", "WEBP"):  # MPO: a phone's JPEG with a second picture
                     exif = im.getexif()
                 else:
                     return ImageMetadata(icc, None)

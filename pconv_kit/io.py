@@ -359,7 +359,9 @@ def image_header(path: PathLike) -> ImageHeader | None:
             warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: the caller decides
             with Image.open(path) as im:
                 width, height = im.size
-                frames = int(getattr(im, "n_frames", 1) or 1)
+                # pages of a TIFF, frames of an animated PNG or WebP; a phone's JPEG with a second picture (MPO:
+                # a depth map or preview after the photo) is one photo, which is what is read and written
+                frames = int(getattr(im, "n_frames", 1) or 1) if im.format in ("TIFF", "PNG", "WEBP") else 1
                 mode = str(im.mode)
     except Image.DecompressionBombError:
         return ImageHeader((Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1, 1)  # more pixels than Pillow will open

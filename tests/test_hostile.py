@@ -515,3 +515,24 @@ def test_out_of_memory_in_a_batch_is_retried_per_file_and_bugs_are_not_hidden(
     monkeypatch.setattr(Inpainter, "predict_batch", bug)
     with pytest.raises(TypeError, match="a programming error"):  # not disguised as a failed file
         pconv_kit_fill.fill_folder(src, hostile / "out2", model, masks_dir=hostile / "masks", workers=1, device="cpu")
+
+
+def test_a_phone_jpeg_with_a_second_picture_is_filled_with_its_exif(hostile: Path) -> None:
+    # MPO: many phones store a depth map or preview after the photo; the photo is what is filled and kept
+    from PIL import Image
+
+    src, out = hostile / "in", hostile / "out"
+    (src / "a.jpg").unlink()
+    photo = Image.fromarray(np.random.default_rng(2).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    photo.save(src / "p.jpg", format="MPO", save_all=True, append_images=[Image.new("RGB", (16, 12))],
+               exif=exif.tobytes())
+    assert image_header(src / "p.jpg").frames == 1
+    valid = np.ones((24, 32), np.float32)
+    valid[8:16, 8:20] = 0
+    write_mask(hostile / "masks" / "p.png", valid)
+    result = fill(src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "p.jpg") as im:
+        assert im.size == (32, 24) and im.getexif().get(0x010F) == "PhoneMaker"

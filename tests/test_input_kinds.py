@@ -91,6 +91,8 @@ BUILDERS: dict[str, Builder] = {
                      "x.png", {"fmt": "jpg"}, "holes"),
     "icc-to-rgba-tiff": (lambda d: with_profile(d / "x.png", np.concatenate([rgb(), np.full((H, W, 1), 255, np.uint8)], 2)),
                          "x.png", {"fmt": "tif"}, "holes"),
+    "phone-mpo": (lambda d: Image.fromarray(rgb()).save(d / "x.jpg", format="MPO", save_all=True,
+                                                       append_images=[Image.new("RGB", (8, 6))]), "x.jpg", {}, "holes"),
     "multi-page-tiff": (lambda d: frames(d / "x.tif"), "x.tif", {}, "holes"),
     "animated-png": (lambda d: frames(d / "x.png"), "x.png", {}, "holes"),
     "gif": (lambda d: Image.fromarray(rgb()).save(d / "x.gif"), "x.gif", {}, "holes"),
