@@ -509,6 +509,11 @@ def _grey_alpha(rgba: np.ndarray, valid: np.ndarray, suffix: str, quality: int) 
     return shown, buffer.getvalue(), []
 
 
+def _finite(array: np.ndarray, rows: int = 256) -> bool:
+    """Whether every value is finite, checked in bands of ``rows`` rows (no image-sized temporary)."""
+    return all(bool(np.isfinite(array[i : i + rows]).all()) for i in range(0, array.shape[0], rows))
+
+
 def _mask_panel(valid: np.ndarray, like: np.ndarray) -> np.ndarray:
     """The mask as an image (white = hole) with the dtype and channel count of ``like``."""
     top = 1.0 if like.dtype.kind == "f" else np.iinfo(like.dtype).max
@@ -785,7 +790,7 @@ def fill_folder(
                 result.reason = "no holes; copied"
                 output = job.image.reshape(job.shape)
             else:
-                if prediction is not None and not np.isfinite(prediction).all():
+                if prediction is not None and not _finite(prediction):
                     return FileResult(
                         task.name, "failed", "the model's output is not finite (NaN or infinity); nothing written",
                         mask=item.mask_source,

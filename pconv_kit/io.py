@@ -223,13 +223,13 @@ def _png_damage(data: bytes) -> str | None:
     """
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         return None
-    at = 8
+    view, at = memoryview(data), 8  # slices of a memoryview do not copy (an IDAT chunk can be the whole image)
     while at + 12 <= len(data):
         length = int.from_bytes(data[at : at + 4], "big")
         kind, end = data[at + 4 : at + 8], at + 8 + length
         if end + 4 > len(data):
             return None
-        if zlib.crc32(data[at + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+        if zlib.crc32(view[at + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
             return f"CRC error in its {kind.decode('latin-1', 'replace')} chunk"
         if kind == b"IEND":
             return None
