@@ -536,3 +536,18 @@ def test_a_phone_jpeg_with_a_second_picture_is_filled_with_its_exif(hostile: Pat
     assert result.exit_code == 0, result.output
     with Image.open(out / "p.jpg") as im:
         assert im.size == (32, 24) and im.getexif().get(0x010F) == "PhoneMaker"
+
+
+def test_a_safetensors_file_whose_header_length_looks_like_a_pickle_still_loads(tmp_path: Path) -> None:
+    # the first bytes of a safetensors file are its header length: 640 is b"\x80\x02...", a pickle's opening
+    from pconv_kit.models.serialization import read_model_config
+
+    path = tmp_path / "m.safetensors"
+    for pad in range(0, 1500):
+        save_file({"x": torch.zeros(1)}, str(path),
+                  metadata={CONFIG_KEY: json.dumps({"layer_size": 3, "base_channels": 4}), "pad": "a" * pad})
+        if path.read_bytes()[:2] == b"\x80\x02":
+            break
+    else:
+        pytest.fail("no padding gave a header length that starts like a pickle")
+    assert read_model_config(path)[0] == {"layer_size": 3, "base_channels": 4}  # read, not refused as a pickle

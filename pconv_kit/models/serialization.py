@@ -85,8 +85,8 @@ CONFIG_LIMITS = {"in_channels": 64, "out_channels": 64, "layer_size": 12, "base_
 def _refuse_pickle(path: Path) -> None:
     """A PyTorch checkpoint (zip archive or bare pickle) given where a safetensors file is expected."""
     with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        head = fh.read(4)
+    if head == b"PK\x03\x04" or head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
         raise InputValueError(
             f"{path} is a PyTorch pickle checkpoint (torch.save), not a safetensors file; pconv-kit does not load "
             "pickles, which can run code. Convert it once with `pconv-kit convert` (it reads the tensors only)"
@@ -122,11 +122,13 @@ def read_model_config(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
         InputValueError: a pickle, not a safetensors file, or a config that is not valid JSON or out of range.
     """
     path = resolve_weights_path(path)
-    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = dict(fh.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
+        # only a file that safetensors cannot read is looked at as a pickle: a safetensors header length can
+        # begin with the same bytes as a pickle
+        _refuse_pickle(path)
         raise InputValueError(f"{path} is not a readable safetensors file: {exc}") from exc
     if CONFIG_KEY in metadata:
         text, where = metadata[CONFIG_KEY], f"{path} (metadata '{CONFIG_KEY}')"
