@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ from pconv_kit.utils.files import write_json
 __all__ = [
     "HOLE_BINS",
     "BASELINES",
+    "ALL_BASELINES",
+    "patchmatch_available",
+    "patchmatch_inpaint",
     "PSNR_CAP",
     "MODEL_METHOD",
     "bin_label",
@@ -73,6 +77,13 @@ HOLE_BINS: tuple[tuple[float, float], ...] = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3
 
 BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 """OpenCV baselines by name: Telea's fast marching method and Navier-Stokes."""
+
+ALL_BASELINES: tuple[str, ...] = (*BASELINES, "patchmatch")
+"""Every baseline :func:`evaluate_folder` knows: the OpenCV ones and PatchMatch (the optional ``pypatchmatch``
+package, ``pip install "pconv-kit[patchmatch]"``)."""
+
+PATCHMATCH_MISSING = 'pypatchmatch is not installed (pip install "pconv-kit[patchmatch]")'
+
 
 PSNR_CAP = 100.0
 """PSNR reported for identical images (whose PSNR is infinite)."""
@@ -146,6 +157,46 @@ def opencv_inpaint(image: np.ndarray, valid: np.ndarray, method: str = "telea", 
     return np.where(valid[..., None], original, filled).astype(np.float32)
 
 
+def patchmatch_available() -> bool:
+    """Whether the PatchMatch baseline can run (the ``pypatchmatch`` package and its compiled library)."""
+    try:
+        from patchmatch import patch_match
+    except ImportError:
+        return False
+    return bool(patch_match.patchmatch_available)
+
+
+def patchmatch_inpaint(image: np.ndarray, valid: np.ndarray, patch_size: int = 3) -> np.ndarray:
+    """Fill the holes with PatchMatch (Barnes et al. 2009, ``pypatchmatch``); the composite as float32 ``[0, 1]``.
+
+    Like :func:`opencv_inpaint`: 8-bit for the algorithm, known pixels from the original at full precision.
+
+    Args:
+        image: ``(H, W, C)`` RGB or gray (alpha ignored), uint8/uint16/float.
+        valid: ``(H, W)`` bool, True = valid.
+        patch_size: side of the patches PatchMatch compares (odd, >= 3).
+
+    Raises:
+        InputValueError: ``pypatchmatch`` is not installed, or a bad ``patch_size``.
+    """
+    if not patchmatch_available():
+        raise InputValueError(PATCHMATCH_MISSING)
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
+        raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
+    from patchmatch import patch_match
+
+    color = image[..., :3] if image.shape[2] == 4 else image
+    original = to_float(color)
+    eight_bit = color if color.dtype == np.uint8 else from_float(original, np.uint8)
+    rgb = np.repeat(eight_bit, 3, axis=2) if eight_bit.shape[2] == 1 else eight_bit
+    holes = (~valid).astype(np.uint8) * 255  # pypatchmatch: non-zero = hole
+    filled = patch_match.inpaint(np.ascontiguousarray(rgb), holes, patch_size=patch_size)
+    if color.shape[2] == 1:
+        filled = cv2.cvtColor(filled, cv2.COLOR_RGB2GRAY)[..., None]
+    filled = to_float(np.asarray(filled).reshape(color.shape))
+    return np.where(valid[..., None], original, filled).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------- pairing
 
 
@@ -191,6 +242,7 @@ class PairResult:
     bin: str | None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     family: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # each method's time to fill this pair
 
 
 @dataclass
@@ -235,12 +287,19 @@ class EvalReport:
             rows.append(row)
         return rows
 
+    def seconds_per_image(self) -> dict[str, float]:
+        """Each method's mean time to fill one pair, in seconds (reading and scoring not included)."""
+        timed = {m: [p.seconds[m] for p in self.pairs if m in p.seconds] for m in self.methods}
+        return {m: float(np.mean(v)) for m, v in timed.items() if v}
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: settings, methods, the binned tables (all pairs, each family), every pair, failures."""
+        """JSON-serialisable: settings, methods, the binned tables (all pairs, each family), times, every pair,
+        failures."""
         return {
             "settings": self.settings,
             "pairing": self.pairing,
             "methods": self.methods,
+            "seconds_per_image": self.seconds_per_image(),
             "bins": [list(b) for b in HOLE_BINS],
             "table": self.table(),
             "families": {family: self.table(family) for family in self.families()},
@@ -263,6 +322,7 @@ def evaluate_folder(
     *,
     baselines: Sequence[str] = ("telea", "ns"),
     radius: float = 5.0,
+    patch_size: int = 3,
     mask_convention: str = "hole-white",
     pairing: str = "auto",
     recursive: bool = False,
@@ -282,8 +342,10 @@ def evaluate_folder(
             rule of ``pconv-kit fill``, :func:`~pconv_kit.masks.files.fit_mask_to_image`). With ``recursive``, a
             mask's first sub-folder names its family.
         model: as in :func:`pconv_kit.inpaint`; ``None`` is the built-in model.
-        baselines: names from :data:`BASELINES` (empty: the model only).
+        baselines: names from :data:`ALL_BASELINES` (empty: the model only). ``"patchmatch"`` is left out when
+            ``pypatchmatch`` is not installed, and the report's ``settings["skipped_baselines"]`` says why.
         radius: ``cv2.inpaint`` radius.
+        patch_size: PatchMatch's patch side.
         mask_convention: ``"hole-white"`` (default) or ``"valid-white"``.
         pairing: ``"auto"``, ``"stem"`` or ``"order"`` (see :func:`pair_files`).
         recursive: search sub-folders.
@@ -295,9 +357,16 @@ def evaluate_folder(
     Raises:
         InputValueError: bad folders or options, or no pair at all.
     """
-    unknown = [b for b in baselines if b not in BASELINES]
+    unknown = [b for b in baselines if b not in ALL_BASELINES]
     if unknown:
-        raise InputValueError(f"unknown baseline(s) {unknown}; choose from {sorted(BASELINES)}")
+        raise InputValueError(f"unknown baseline(s) {unknown}; choose from {list(ALL_BASELINES)}")
+    skipped = {}
+    if "patchmatch" in baselines:
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
+            raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
+        if not patchmatch_available():
+            skipped["patchmatch"] = PATCHMATCH_MISSING
+            baselines = [b for b in baselines if b != "patchmatch"]
     if limit is not None and limit < 1:
         raise InputValueError(f"limit must be >= 1; got {limit}")
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -334,13 +403,22 @@ def evaluate_folder(
                 raise InputValueError("the mask has no hole")
             color = image[..., :3] if image.shape[2] == 4 else image
             original = to_float(color)
+            started = time.perf_counter()
             filled = to_float(inpainter(np.ascontiguousarray(color), valid))
+            seconds = {MODEL_METHOD: time.perf_counter() - started}
             mask_rel = mask_path.relative_to(masks_dir)
             family = mask_rel.parts[0] if len(mask_rel.parts) > 1 else None
             pair = PairResult(name, mask_rel.as_posix(), round(ratio, 6), bin_label(ratio), family=family)
             pair.metrics[MODEL_METHOD] = score(filled, original)
             for method in baselines:
-                pair.metrics[method] = score(opencv_inpaint(color, valid, method, radius), original)
+                started = time.perf_counter()
+                if method == "patchmatch":
+                    composite = patchmatch_inpaint(color, valid, patch_size)
+                else:
+                    composite = opencv_inpaint(color, valid, method, radius)
+                seconds[method] = time.perf_counter() - started
+                pair.metrics[method] = score(composite, original)
+            pair.seconds = seconds
             results.append(pair)
             reason = None
         except (PConvKitError, OSError, ValueError, cv2.error) as exc:
@@ -355,6 +433,8 @@ def evaluate_folder(
         "mask_convention": mask_convention,
         "tta": inpainter.tta,
         "radius": radius,
+        "patch_size": patch_size,
+        "skipped_baselines": skipped,
         "ssim_window": 11,
         "psnr_cap_db": PSNR_CAP,
     }

@@ -105,6 +105,12 @@ def test_card_table() -> None:
     assert card_table.margins(merged["pairs"][:2]) == pytest.approx((31 - 29.5, 0.99 - 0.96))
     with pytest.raises(SystemExit, match="not in the --baselines-from report"):
         card_table.merge_baselines(model_only, {"pairs": report["pairs"][:1]})
+    # every method per family with its time per image (PatchMatch's column in the card)
+    timed = {**report, "seconds_per_image": {"pconv": 0.1, "telea": 0.01}}
+    lines = card_table.methods_table(timed, ["pconv", "telea", "ns"]).splitlines()
+    assert lines[0] == "| method | blobs | wide | all | s/image |"
+    assert lines[2] == "| pconv | 30.00 / 0.9300 | 30.00 / 0.9500 | 30.00 / 0.9433 | 0.100 |"
+    assert lines[4].startswith("| ns | ") and lines[4].endswith("| - |")
     # one progress row: all-pairs means (pconv 30 / 0.9433), then blobs and wide margins
     assert card_table.progress_row(report, "s") == "| s | 30.00 / 0.9433 | +1.00 / +0.0100 | +0.50 / -0.0100 |"
 

@@ -217,3 +217,46 @@ def test_masks_in_family_folders_get_a_table_per_family(pairs: Path) -> None:
     flat = evaluate_folder(pairs / "images", pairs / "masks" / "blobs", pairs / "model.safetensors", device="cpu",
                            baselines=())
     assert flat.families() == [] and flat.to_dict()["families"] == {}
+
+
+def test_patchmatch_baseline_is_skipped_with_one_line_when_missing(
+    pairs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pconv_kit.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "patchmatch_available", lambda: False)
+    args = ["eval", str(pairs / "images"), str(pairs / "masks"), "--model", str(pairs / "model.safetensors"),
+            "--device", "cpu", "--baselines", "telea,patchmatch", "--json", str(pairs / "eval.json")]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("patchmatch skipped") == 1  # one line, not one per pair
+    assert 'baseline patchmatch skipped: pypatchmatch is not installed (pip install "pconv-kit[patchmatch]")' in (
+        result.output
+    )
+    data = json.loads((pairs / "eval.json").read_text())
+    assert data["methods"] == ["pconv", "telea"] and "patchmatch" in data["settings"]["skipped_baselines"]
+    # the time per image of each method, beside the scores
+    assert set(data["seconds_per_image"]) == {"pconv", "telea"} and all(t > 0 for t in data["seconds_per_image"].values())
+    assert "time per image: pconv " in result.output and all(set(p["seconds"]) == {"pconv", "telea"} for p in data["pairs"])
+    with pytest.raises(InputValueError, match="pypatchmatch is not installed"):
+        evaluate.patchmatch_inpaint(photo(0), valid_with_ratio(0.2, 0))
+    bad = CliRunner().invoke(cli, args + ["--patch-size", "4"], catch_exceptions=False)
+    assert bad.exit_code == 2 and "patch_size must be an odd integer" in bad.output
+
+
+def test_patchmatch_baseline_scores_and_keeps_known_pixels(pairs: Path) -> None:
+    pytest.importorskip("patchmatch")
+    from pconv_kit.evaluate import patchmatch_available, patchmatch_inpaint
+
+    if not patchmatch_available():
+        pytest.skip("pypatchmatch is installed but its library is not available here")
+    image, valid = photo(0), valid_with_ratio(0.2, 0)
+    composite = patchmatch_inpaint(image, valid)
+    assert composite.dtype == np.float32 and composite.shape == image.shape
+    np.testing.assert_array_equal(composite[valid], image[valid].astype(np.float32) / 255)
+    assert not np.allclose(composite[~valid], 0)
+    grey = patchmatch_inpaint(image[..., :1], valid)
+    assert grey.shape == (H, W, 1)
+    report = evaluate_folder(pairs / "images", pairs / "masks", pairs / "model.safetensors", device="cpu",
+                             baselines=("telea", "patchmatch"))
+    assert report.methods == ["pconv", "telea", "patchmatch"] and report.seconds_per_image()["patchmatch"] > 0

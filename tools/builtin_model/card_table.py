@@ -102,6 +102,21 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def methods_table(report: dict[str, Any], methods: list[str]) -> str:
+    """PSNR / SSIM of every method over each family's pairs and all pairs, and each method's time per image."""
+    fams = [*families(report), None]
+    lines = ["| method | " + " | ".join(f or "all" for f in fams) + " | s/image |", "| --- |" + " --- |" * (len(fams) + 1)]
+    times = report.get("seconds_per_image", {})
+    for method in methods:
+        cells = []
+        for family in fams:
+            pairs = groups(report, family)["all"]
+            cells.append(f"{_mean(pairs, method, 'psnr'):.2f} / {_mean(pairs, method, 'ssim'):.4f}")
+        cells.append(f"{times[method]:.3f}" if method in times else "-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def progress_row(report: dict[str, Any], label: str) -> str:
     """``| label | all-pairs PSNR / SSIM | margin per family ... |`` for the card's progress table."""
     pairs = report["pairs"]
@@ -118,12 +133,17 @@ def main() -> None:
     parser.add_argument("--name", default="pconv-photos-small", help="model name for the column header")
     parser.add_argument("--baselines-from", type=Path, help="take the baselines' scores from this report")
     parser.add_argument("--row", metavar="LABEL", help="print only the progress-table row of this checkpoint")
+    parser.add_argument("--methods", help="print only PSNR / SSIM per family and time per image of these methods "
+                        "(comma-separated, e.g. pconv,telea,ns,patchmatch)")
     args = parser.parse_args()
     report = json.loads(args.report.read_text(encoding="utf-8"))
     if args.baselines_from:
         report = merge_baselines(report, json.loads(args.baselines_from.read_text(encoding="utf-8")))
     if args.row:
         print(progress_row(report, args.row))
+        return
+    if args.methods:
+        print(methods_table(report, args.methods.split(",")))
         return
     print("Margins over the better baseline, PSNR (dB) / SSIM:\n")
     print(summary(report))

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pconv_kit.evaluate import BASELINES, EvalReport, evaluate_folder
+from pconv_kit.evaluate import ALL_BASELINES, EvalReport, evaluate_folder
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, library_errors
 
@@ -38,9 +38,11 @@ def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
     names = tuple(v.strip().lower() for v in value.split(",") if v.strip())
     if names in ((), ("none",)):
         return ()
-    unknown = [n for n in names if n not in BASELINES]
+    unknown = [n for n in names if n not in ALL_BASELINES]
     if unknown:
-        raise click.BadParameter(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)} or none")
+        raise click.BadParameter(
+            f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(ALL_BASELINES)} or none"
+        )
     return tuple(dict.fromkeys(names))
 
 
@@ -73,9 +75,13 @@ def _table(report: EvalReport, family: str | None = None) -> Table:
 @options.model
 @options.mask_convention
 @click.option("--baselines", default="telea,ns", show_default=True, callback=_baselines,
-              help="Comma-separated cv2.inpaint baselines run on the same pairs: telea, ns, or 'none'.")
+              help="Comma-separated baselines run on the same pairs: telea and ns (cv2.inpaint), patchmatch (the "
+              "optional pypatchmatch package: pip install \"pconv-kit[patchmatch]\"; skipped with one line "
+              "when it is missing), or 'none'.")
 @click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
               help="Inpainting radius of the OpenCV baselines.")
+@click.option("--patch-size", type=click.IntRange(min=3), default=3, show_default=True,
+              help="Patch side of the PatchMatch baseline (odd).")
 @click.option("--pairing", type=click.Choice(["auto", "stem", "order"]), default="auto", show_default=True,
               help="How masks are matched to images: by file stem, or by sorted order (mask i mod M); 'auto' "
               "uses stems when any match.")
@@ -93,6 +99,7 @@ def eval_command(
     mask_convention: str,
     baselines: tuple[str, ...],
     radius: float,
+    patch_size: int,
     pairing: str,
     recursive: bool,
     limit: int | None,
@@ -104,7 +111,8 @@ def eval_command(
     """Fill each (image, mask) pair of IMAGES_DIR and MASKS_DIR and score the results.
 
     Mask files are read with --mask-convention (default hole-white: white = hole). The model is compared with
-    OpenCV's cv2.inpaint baselines (Telea, Navier-Stokes) on the same pairs. With --recursive, a mask's first
+    OpenCV's cv2.inpaint baselines (Telea, Navier-Stokes), and optionally PatchMatch, on the same pairs; each
+    method's time per image is printed below the tables. With --recursive, a mask's first
     sub-folder of MASKS_DIR names its family, and each family gets a table of its own.
     """
     console = Console(stderr=True)
@@ -122,7 +130,8 @@ def eval_command(
     with library_errors():
         with progress:
             report = evaluate_folder(
-                images_dir, masks_dir, model, baselines=baselines, radius=radius, mask_convention=mask_convention,
+                images_dir, masks_dir, model, baselines=baselines, radius=radius, patch_size=patch_size,
+                mask_convention=mask_convention,
                 pairing=pairing, recursive=recursive, limit=limit, device=device, tta=tta, on_pair=on_pair,
             )
         if json_path is not None:
@@ -131,6 +140,12 @@ def eval_command(
     for family in report.families():
         out.print(_table(report, family))
     out.print(_table(report))
+    for name, why in report.settings.get("skipped_baselines", {}).items():
+        out.print(f"baseline {name} skipped: {why}", highlight=False, soft_wrap=True, markup=False)
+    times = report.seconds_per_image()
+    if times:
+        out.print("time per image: " + ", ".join(f"{m} {t:.3f} s" for m, t in times.items()), highlight=False,
+                  soft_wrap=True)
     out.print(f"{len(report.pairs)} pair(s) scored, {len(report.failures)} failed; pairing by {report.pairing}",
               highlight=False)
     if json_path is not None:
