@@ -46,7 +46,7 @@ import torch
 
 from pconv_kit.errors import InputValueError, PConvKitError
 from pconv_kit.imagemeta import ImageMetadata, embed_metadata, read_metadata
-from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, InpaintJob, Inpainter
+from pconv_kit.inpaint import _LUMA, DEFAULT_MAX_FULL_PIXELS, InpaintJob, Inpainter
 from pconv_kit.io import (
     IMAGE_EXTENSIONS,
     UNSUPPORTED_IMAGE_EXTENSIONS,
@@ -501,12 +501,26 @@ def _grey_alpha(rgba: np.ndarray, valid: np.ndarray, suffix: str, quality: int) 
         return rgba, encode_image(rgba, suffix, quality), [f"grey + alpha stored as RGBA ({what} output)"]
     from PIL import Image
 
-    luma = np.rint(rgba[..., :3].astype(np.float32) @ np.asarray((0.299, 0.587, 0.114), np.float32))
+    luma = np.rint(rgba[..., :3].astype(np.float32) @ np.asarray(_LUMA, np.float32))
     grey = np.where(valid, rgba[..., 0], np.clip(luma, 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
     Image.fromarray(np.stack([grey, rgba[..., 3]], axis=2)).save(buffer, format="PNG")
     shown = np.concatenate([np.repeat(grey[..., None], 3, axis=2), rgba[..., 3:]], axis=2)
     return shown, buffer.getvalue(), []
+
+
+def _write_strip(task: FillTask, job: InpaintJob, output: np.ndarray, quality: int, overwrite: bool) -> str:
+    """Write ``input | mask | output`` to ``task.concat_dest``; returns why not ("" when written): an output whose
+    shape or dtype differs from its input's in the output format (an output on disk from another input)."""
+    original, _ = _adapt_for_format(job.image, task.dest.suffix)
+    output = output if output.ndim == 3 else output[..., None]
+    original = original if original.ndim == 3 else original[..., None]
+    if output.shape != original.shape or output.dtype != original.dtype:
+        return f"{output.shape} {output.dtype} vs {original.shape} {original.dtype}"
+    strip = np.concatenate([original, _mask_panel(job.valid_pixels, original), output], axis=1)
+    task.concat_dest.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    write_image(task.concat_dest, strip, quality=quality, overwrite=overwrite)  # type: ignore[arg-type]
+    return ""
 
 
 def _finite(array: np.ndarray, rows: int = 256) -> bool:
@@ -753,19 +767,12 @@ def fill_folder(
         task, job = item.task, item.job
         out_rel = task.dest.relative_to(out_dir).as_posix()
         try:
-            output = read_image(task.dest)
-            original, _ = _adapt_for_format(job.image, task.dest.suffix)
-            output = output if output.ndim == 3 else output[..., None]
-            original = original if original.ndim == 3 else original[..., None]
-            if output.shape != original.shape or output.dtype != original.dtype:
+            mismatch = _write_strip(task, job, read_image(task.dest), quality, overwrite=False)
+            if mismatch:
                 return FileResult(
-                    task.name, "failed", f"the existing output {out_rel} does not match its input "
-                    f"({output.shape} {output.dtype} vs {original.shape} {original.dtype}); rerun with --overwrite",
-                    output=out_rel, mask=item.mask_source,
+                    task.name, "failed", f"the existing output {out_rel} does not match its input ({mismatch}); "
+                    "rerun with --overwrite", output=out_rel, mask=item.mask_source,
                 )
-            strip = np.concatenate([original, _mask_panel(job.valid_pixels, original), output], axis=1)
-            task.concat_dest.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-            write_image(task.concat_dest, strip, quality=quality, overwrite=False)  # type: ignore[arg-type]
         except FileExistsError:
             return FileResult(task.name, "skipped", "output exists", output=out_rel)
         except (PConvKitError, OSError, ValueError) as exc:
@@ -814,11 +821,7 @@ def fill_folder(
                 atomic_write_bytes(task.dest, data, overwrite=overwrite)
                 output = encoded
             if task.concat_dest is not None:
-                original, _ = _adapt_for_format(job.image, task.dest.suffix)
-                output = output if output.ndim == 3 else output[..., None]
-                strip = np.concatenate([original, _mask_panel(job.valid_pixels, original), output], axis=1)
-                task.concat_dest.parent.mkdir(parents=True, exist_ok=True)
-                write_image(task.concat_dest, strip, quality=quality, overwrite=True)
+                _write_strip(task, job, output, quality, overwrite=True)
         except FileExistsError:
             return FileResult(task.name, "skipped", "output appeared while running", output=out_rel)
         except (PConvKitError, OSError, ValueError, cv2.error, MemoryError) as exc:  # a full disk, an encoder
