@@ -148,13 +148,27 @@ def opencv_inpaint(image: np.ndarray, valid: np.ndarray, method: str = "telea", 
     """
     if method not in BASELINES:
         raise InputValueError(f"unknown baseline {method!r}; choose from {sorted(BASELINES)}")
+    return _classical_composite(
+        image, valid, lambda eight_bit, holes: cv2.inpaint(eight_bit, holes, float(radius), BASELINES[method])
+    )
+
+
+def _classical_composite(
+    image: np.ndarray, valid: np.ndarray, fill: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Run an 8-bit classical inpainter ``fill(image, holes)`` (holes: uint8, 255 = hole) and return the
+    composite as float32 ``[0, 1]``, known pixels from the original at full precision (alpha ignored)."""
     color = image[..., :3] if image.shape[2] == 4 else image
     original = to_float(color)
     eight_bit = color if color.dtype == np.uint8 else from_float(original, np.uint8)
     holes = (~valid).astype(np.uint8) * 255
-    filled = cv2.inpaint(np.ascontiguousarray(eight_bit), holes, float(radius), BASELINES[method])
-    filled = to_float(filled.reshape(color.shape))
+    filled = to_float(np.asarray(fill(np.ascontiguousarray(eight_bit), holes)).reshape(color.shape))
     return np.where(valid[..., None], original, filled).astype(np.float32)
+
+
+def _check_patch_size(patch_size: int) -> None:
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
+        raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
 
 
 def patchmatch_available() -> bool:
@@ -181,20 +195,16 @@ def patchmatch_inpaint(image: np.ndarray, valid: np.ndarray, patch_size: int = 3
     """
     if not patchmatch_available():
         raise InputValueError(PATCHMATCH_MISSING)
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
-        raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
+    _check_patch_size(patch_size)
     from patchmatch import patch_match
 
-    color = image[..., :3] if image.shape[2] == 4 else image
-    original = to_float(color)
-    eight_bit = color if color.dtype == np.uint8 else from_float(original, np.uint8)
-    rgb = np.repeat(eight_bit, 3, axis=2) if eight_bit.shape[2] == 1 else eight_bit
-    holes = (~valid).astype(np.uint8) * 255  # pypatchmatch: non-zero = hole
-    filled = patch_match.inpaint(np.ascontiguousarray(rgb), holes, patch_size=patch_size)
-    if color.shape[2] == 1:
-        filled = cv2.cvtColor(filled, cv2.COLOR_RGB2GRAY)[..., None]
-    filled = to_float(np.asarray(filled).reshape(color.shape))
-    return np.where(valid[..., None], original, filled).astype(np.float32)
+    def fill(eight_bit: np.ndarray, holes: np.ndarray) -> np.ndarray:  # pypatchmatch takes RGB; non-zero = hole
+        if eight_bit.shape[2] == 1:
+            rgb = patch_match.inpaint(np.repeat(eight_bit, 3, axis=2), holes, patch_size=patch_size)
+            return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return patch_match.inpaint(eight_bit, holes, patch_size=patch_size)
+
+    return _classical_composite(image, valid, fill)
 
 
 # ---------------------------------------------------------------------------------------------- pairing
@@ -362,8 +372,7 @@ def evaluate_folder(
         raise InputValueError(f"unknown baseline(s) {unknown}; choose from {list(ALL_BASELINES)}")
     skipped = {}
     if "patchmatch" in baselines:
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
-            raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
+        _check_patch_size(patch_size)
         if not patchmatch_available():
             skipped["patchmatch"] = PATCHMATCH_MISSING
             baselines = [b for b in baselines if b != "patchmatch"]
