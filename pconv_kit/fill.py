@@ -346,22 +346,15 @@ def plan_tasks(
     return tasks, failures
 
 
-def _visible_files(in_dir: Path, recursive: bool, skip: Sequence[Path]) -> list[Path]:
-    """Files under ``in_dir`` outside hidden names and ``skip`` folders, sorted (symbolic links to folders are
-    not followed, as in :func:`~pconv_kit.io.list_images`)."""
-    skipped = [f.resolve() for f in skip]
-    found = []
-    for path in in_dir.glob("**/*" if recursive else "*"):
-        rel = path.relative_to(in_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if not any((in_dir.resolve() / rel).is_relative_to(f) for f in skipped):
-            found.append(path)
-    return sorted(found)
-
-
 def _unsupported_files(in_dir: Path, recursive: bool, skip: Sequence[Path]) -> list[Path]:
-    return [p for p in _visible_files(in_dir, recursive, skip) if p.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS]
+    """Image files of a format that is not read, outside the ``skip`` folders."""
+    skipped = [f.resolve() for f in skip]
+    root = in_dir.resolve()
+    return [
+        p
+        for p in list_images(in_dir, recursive=recursive, extensions=UNSUPPORTED_IMAGE_EXTENSIONS)
+        if not any((root / p.relative_to(in_dir)).is_relative_to(f) for f in skipped)
+    ]
 
 
 def _linked_folders(in_dir: Path, skip: Sequence[Path]) -> list[Path]:

@@ -62,7 +62,6 @@ __all__ = [
     "MASK_CONVENTIONS",
     "MaskConvention",
     "list_images",
-    "image_dimensions",
     "image_header",
     "ImageHeader",
     "read_image",
@@ -111,7 +110,7 @@ def _supported() -> str:
 
 
 # ----------------------------------------------------------------------------------------------- listing
-def list_images(root: PathLike, recursive: bool = False) -> list[Path]:
+def list_images(root: PathLike, recursive: bool = False, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> list[Path]:
     """List the image files under ``root``, sorted by path.
 
     A file counts as an image when its suffix (case-insensitive) is in :data:`IMAGE_EXTENSIONS`. Hidden files
@@ -121,6 +120,8 @@ def list_images(root: PathLike, recursive: bool = False) -> list[Path]:
     Args:
         root: folder to search.
         recursive: also search sub-folders.
+        extensions: the suffixes (lower case, with the dot) that count; :data:`UNSUPPORTED_IMAGE_EXTENSIONS`
+            lists the image files that are not read.
 
     Returns:
         Sorted list of paths (``root`` joined with the relative path).
@@ -146,7 +147,7 @@ def list_images(root: PathLike, recursive: bool = False) -> list[Path]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+        if path.suffix.lower() in extensions and path.is_file():
             found.append(path)
     return sorted(found)
 
@@ -368,20 +369,6 @@ def image_header(path: PathLike) -> ImageHeader | None:
     except Exception:  # noqa: BLE001 - unknown or corrupt: reading the file says why
         return None
     return ImageHeader(int(height), int(width), frames, mode)
-
-
-def image_dimensions(path: PathLike) -> tuple[int, int] | None:
-    """``(height, width)`` of an image file from its header (see :func:`image_header`); ``None`` if unknown.
-
-    Example:
-        >>> import numpy as np, tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.png"
-        >>> write_image(p, np.zeros((5, 7, 3), np.uint8))
-        >>> image_dimensions(p)
-        (5, 7)
-    """
-    header = image_header(path)
-    return None if header is None else (header.height, header.width)
 
 
 # ----------------------------------------------------------------------------------------------- writing

@@ -25,7 +25,7 @@ import pconv_kit.fill as pconv_kit_fill
 import pconv_kit_cli.commands.fill as fill_command
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
-from pconv_kit.io import image_dimensions, image_header, read_image, read_mask, write_image, write_mask
+from pconv_kit.io import image_header, read_image, read_mask, write_image, write_mask
 from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.models.serialization import CONFIG_KEY, load_model
@@ -368,7 +368,7 @@ def test_an_image_over_the_pixel_limit_fails_before_it_is_decoded(
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.png", "b.png"]
     # the default limit (100 Mpx) lets it through
     assert pconv_kit_fill.DEFAULT_MAX_PIXELS == 100_000_000
-    assert image_dimensions(src / "huge.png") == (3000, 4000)
+    assert image_header(src / "huge.png")[:2] == (3000, 4000)
 
 
 @pytest.mark.parametrize("name", ["pages.tif", "animated.png", "animated.webp"])
