@@ -679,9 +679,10 @@ class _Trainer:
             return False
         from pconv_kit.utils.files import replace_with_link
 
-        best, last = self.run_dir / BEST_FILE, self.run_dir / LAST_FILE
-        sidecar = f"{BEST_FILE}.json", f"{LAST_FILE}.json"
-        return replace_with_link(best, last) and replace_with_link(self.run_dir / sidecar[0], self.run_dir / sidecar[1])
+        # the weights, then their .json sidecar; stops at the first link refused (the caller then saves a copy)
+        return all(
+            replace_with_link(self.run_dir / f"{BEST_FILE}{ext}", self.run_dir / f"{LAST_FILE}{ext}") for ext in ("", ".json")
+        )
 
     def _checkpoint(self, step: int) -> None:
         if not self.ctx.is_main:
