@@ -21,7 +21,22 @@ __all__ = [
 
 
 class PConvKitError(Exception):
-    """Base class of all errors raised by pconv-kit for invalid input or missing resources."""
+    """Base class of all errors raised by pconv-kit for invalid input or missing resources.
+
+    Args:
+        *args: the message (as for :class:`Exception`).
+        param: the name of the function parameter whose value is wrong, where one is. Messages name
+            parameters, never command-line flags; the CLI adds the flag of an option of the same name.
+
+    Example:
+        >>> err = InputValueError("quality must be in [1, 100]; got 0", param="quality")
+        >>> str(err), err.param
+        ('quality must be in [1, 100]; got 0', 'quality')
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class ShapeError(PConvKitError, ValueError):
@@ -51,8 +66,8 @@ class ConfigError(PConvKitError, ValueError):
 class RunExistsError(ConfigError):
     """A new training run was asked for in a folder that already holds one (``run_dir``: that folder)."""
 
-    def __init__(self, message: str, run_dir: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, run_dir: str = "", param: str | None = None) -> None:
+        super().__init__(message, param=param)
         self.run_dir = run_dir
 
 

@@ -100,7 +100,7 @@ def test_bad_arguments_exit_2(workspace: Path, extra: tuple[str, ...], message: 
 def test_same_folder_needs_overwrite(workspace: Path) -> None:
     result = invoke("fill", workspace / "in", workspace / "in", "--mask", workspace / "mask.png",
                     "--model", workspace / "model.safetensors")
-    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert result.exit_code == 2 and "set overwrite" in result.output and "(--overwrite)" in result.output
     before = read_image(workspace / "in" / "img0.png")
     result = invoke("fill", workspace / "in", workspace / "in", "--mask", workspace / "mask.png",
                     "--model", workspace / "model.safetensors", "--overwrite")

@@ -13,6 +13,7 @@ import torch
 from pconv_kit.errors import InputValueError
 from pconv_kit.fill import (
     FileResult,
+    ResultKind,
     fill_folder,
     parse_shard,
     plan_tasks,
@@ -231,6 +232,7 @@ def test_mask_size_mismatch(tmp_path: Path, model: PConvUNet) -> None:
     assert rows["same_aspect.png"].status == "done"
     assert any("resized from 60x40 to 30x20" in w for w in rows["same_aspect.png"].warnings)
     assert rows["other_aspect.png"].status == "failed" and "size mismatch" in rows["other_aspect.png"].reason
+    assert rows["other_aspect.png"].kind is ResultKind.SIZE_MISMATCH
     out = read_image(tmp_path / "out" / "same_aspect.png")
     original = read_image(src / "same_aspect.png")
     changed = np.any(out != original, axis=2)
@@ -257,17 +259,25 @@ def test_failures_are_rows_and_the_rest_is_processed(tmp_path: Path, model: PCon
     assert rows["allhole.png"].status == "failed" and "allhole.png" in rows["allhole.png"].reason
     assert "nothing to inpaint" in rows["allhole.png"].reason
     assert rows["nomask.png"].status == "failed" and "no mask" in rows["nomask.png"].reason
+    kinds = {name: row.kind for name, row in rows.items()}
+    assert kinds == {
+        "good.png": ResultKind.FILLED,
+        "corrupt.png": ResultKind.UNREADABLE,
+        "allhole.png": ResultKind.ALL_HOLE,
+        "nomask.png": ResultKind.MISSING_MASK,
+    }
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
     report.write_json(tmp_path / "report.json")
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["counts"] == {"done": 1, "skipped": 0, "failed": 3}
     assert {f["file"]: f["status"] for f in data["files"]}["corrupt.png"] == "failed"
+    assert {f["file"]: f["kind"] for f in data["files"]}["allhole.png"] == "all hole"
 
 
 def test_bad_arguments(tmp_path: Path, model: PConvUNet) -> None:
     src = tmp_path / "in"
     src.mkdir()
-    with pytest.raises(InputValueError, match="--overwrite"):
+    with pytest.raises(InputValueError, match="set overwrite"):
         run(src, src, model)
     with pytest.raises(InputValueError, match="not both"):
         run(src, tmp_path / "o", model, mask=tmp_path / "m.png", masks_dir=tmp_path)
@@ -461,3 +471,45 @@ def test_masks_folder_inside_input_is_not_filled(tmp_path: Path, model: PConvUNe
     write_mask(src / "masks" / "a.png", valid_of(8, 8, (1, 1, 4, 4)))
     report = run(src, tmp_path / "out", model, masks_dir=src / "masks", recursive=True)
     assert [(r.file, r.status, r.mask) for r in report.results] == [("a.png", "done", "masks/a.png")]
+
+
+# ---------------------------------------------------------------------------------------------- the pipeline
+
+
+def test_pipeline_batches_by_key_retries_one_by_one_and_fails_only_the_bad_item() -> None:
+    from pconv_kit.fill.pipeline import Finished, Pipeline
+
+    calls: list[list[int]] = []
+
+    def predict(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if 13 in items:
+            raise RuntimeError("out of memory")
+        return [n * 10 for n in items]
+
+    done: list[str] = []
+    Pipeline(
+        read=lambda n: Finished(f"{n}: skipped") if n < 0 else n,
+        predict=predict,
+        write=lambda n, p: f"{n}: {p}",
+        record=done.append,
+        batch_key=lambda n: None if n == 0 else n % 2,
+        predict_failed=lambda n, exc: f"{n}: {exc}",
+        batch_size=2,
+        workers=1,
+    ).run([1, 13, 2, 4, 0, -5])
+    assert sorted(done) == sorted(["1: 10", "13: out of memory", "2: 20", "4: 40", "0: None", "-5: skipped"])
+    assert [1, 13] in calls and [1] in calls and [13] in calls  # the failing batch was retried item by item
+    assert all(len(c) <= 2 for c in calls) and all(len({n % 2 for n in c}) == 1 for c in calls)
+
+
+def test_pipeline_lets_programming_errors_through() -> None:
+    from pconv_kit.fill.pipeline import Pipeline
+
+    def predict(items: list[int]) -> list[int]:
+        raise TypeError("a bug")
+
+    pipe = Pipeline(read=lambda n: n, predict=predict, write=lambda n, p: n, record=lambda r: None,
+                    batch_key=lambda n: 0, predict_failed=lambda n, exc: n, batch_size=1, workers=1)
+    with pytest.raises(TypeError, match="a bug"):
+        pipe.run([1, 2])

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 import pconv_kit.fill as pconv_kit_fill
+import pconv_kit.fill.steps as fill_steps
 import pconv_kit_cli.commands.fill as fill_command
 from pconv_kit.errors import InputValueError
 from pconv_kit.inpaint import Inpainter, inpaint
@@ -353,13 +354,13 @@ def test_an_image_over_the_pixel_limit_fails_before_it_is_decoded(
     assert (src / "huge.png").stat().st_size < 200_000
     write_mask(hostile / "masks" / "huge.png", np.ones((3000, 4000), np.float32))
     decoded: list[str] = []
-    real_read = pconv_kit_fill.read_image
+    real_read = fill_steps.read_image
 
     def spy(path: Path) -> np.ndarray:
         decoded.append(Path(path).name)
         return real_read(path)
 
-    monkeypatch.setattr(pconv_kit_fill, "read_image", spy)
+    monkeypatch.setattr(fill_steps, "read_image", spy)
     args = (src, out, "--masks", hostile / "masks", "--model", hostile / "model.safetensors")
     result = fill(*args, "--max-pixels", "10000000")
     assert result.exit_code == EXIT_PARTIAL_FAILURE, result.output

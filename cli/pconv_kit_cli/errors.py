@@ -31,7 +31,7 @@ def library_errors() -> Iterator[None]:
     try:
         yield
     except PConvKitError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(str(exc) + _flag_hint(exc.param)) from exc
     except OSError as exc:  # missing or read-only folders, a full disk, ...
         raise CommandError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from exc
     except MemoryError as exc:
@@ -40,6 +40,20 @@ def library_errors() -> Iterator[None]:
         if type(exc).__name__ != "OutOfMemoryError" and "can't allocate memory" not in str(exc):
             raise
         raise CommandError(f"out of memory: {str(exc).splitlines()[0]}; {_MEMORY_HINT}") from exc
+
+
+def _flag_hint(param: str | None) -> str:
+    """`` (--flag)`` for the option of the running command whose parameter is ``param``, else ``""``.
+
+    The library names its parameters (``overwrite``); the command's option of that name says how to set it.
+    """
+    ctx = click.get_current_context(silent=True)
+    if param is None or ctx is None:
+        return ""
+    for option in ctx.command.params:
+        if option.name == param and isinstance(option, click.Option):
+            return f" ({' / '.join(option.opts + option.secondary_opts)})"
+    return ""
 
 
 _MEMORY_HINT = "a smaller --batch-size needs less (and for fill, --strategy crop on large images)"

@@ -8,18 +8,23 @@ mask that one command accepts the others accept too:
 * **Size.** A mask of the image's size is used as it is; one of another size with the same aspect ratio (within
   2 %) is resized with nearest neighbour (so it stays binary), with a warning; another aspect ratio is refused,
   since stretching would move the holes off what they cover: :func:`fit_mask_to_image`.
+* **Discovery.** :func:`find_mask` applies ``pconv-kit fill``'s rules in order: one mask for every image, a
+  masks folder (:class:`MaskIndex`), a sibling file, the image's own transparent pixels.
 """
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pconv_kit.errors import InputValueError
+from pconv_kit.io import list_images, read_mask
 
-__all__ = ["MASK_TAGS", "ASPECT_TOLERANCE", "mask_stem", "fit_mask_to_image"]
+__all__ = ["MASK_TAGS", "ASPECT_TOLERANCE", "MaskIndex", "find_mask", "fit_mask_to_image", "mask_stem"]
 
 MASK_TAGS: tuple[str, ...] = ("_mask", ".mask")
 """Suffixes of a mask file's stem that name the image it belongs to (``a_mask.png`` and ``a.mask.png`` -> ``a``)."""
@@ -71,3 +76,84 @@ def fit_mask_to_image(valid: np.ndarray, height: int, width: int) -> tuple[np.nd
         )
     resized = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     return resized.astype(valid.dtype), [f"mask resized from {mw}x{mh} to {width}x{height} (nearest neighbour)"]
+
+
+class MaskIndex:
+    """The mask files of a folder, keyed by relative parent folder and the image stem they name.
+
+    Example:
+        >>> import tempfile
+        >>> from pconv_kit.io import write_mask
+        >>> root = Path(tempfile.mkdtemp())
+        >>> write_mask(root / "a_mask.png", np.ones((4, 4), np.float32))
+        >>> MaskIndex(root, recursive=False).lookup(Path("a.jpg"), recursive=False)[0].name
+        'a_mask.png'
+    """
+
+    def __init__(self, root: Path, recursive: bool) -> None:
+        self.root = root
+        self.entries: dict[tuple[str, str], list[Path]] = collections.defaultdict(list)
+        for path in list_images(root, recursive=recursive):
+            self.entries[(path.parent.relative_to(root).as_posix(), mask_stem(path) or "")].append(path)
+
+    def lookup(self, rel: Path, recursive: bool) -> tuple[Path | None, list[str]]:
+        """The mask of the image at ``rel`` (relative to the input folder) and warnings (several matches)."""
+        parent = rel.parent.as_posix() if recursive else "."
+        found = sorted(self.entries.get((parent, rel.stem), []))
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            return found[0], [f"several masks match ({names}); using {found[0].name}"]
+        return (found[0] if found else None), []
+
+
+def find_mask(
+    src: Path,
+    rel: Path,
+    image: np.ndarray,
+    *,
+    siblings: Sequence[Path] = (),
+    mask: np.ndarray | None = None,
+    mask_name: str = "",
+    masks: MaskIndex | None = None,
+    recursive: bool = False,
+    mask_convention: str = "hole-white",
+) -> tuple[np.ndarray, str, list[str]]:
+    """Find and read the mask of one image with the discovery rules of this module.
+
+    Args:
+        src, rel: the image file, and its path relative to the input folder.
+        image: its pixels ``(H, W, C)`` (for the alpha rule).
+        siblings: its ``NAME_mask.*`` / ``NAME.mask.*`` files.
+        mask, mask_name: one decoded mask for every image (1 = valid) and its file name, if any.
+        masks, recursive: the masks folder index and whether to match relative paths.
+        mask_convention: how mask files encode holes (``"hole-white"`` or ``"valid-white"``).
+
+    Returns:
+        ``(valid, source, warnings)``: ``(H', W')`` float32 1 = valid (not yet fitted to the image), where it
+        came from, and warnings.
+
+    Raises:
+        InputValueError: no rule applies.
+        ImageReadError: the mask file cannot be read.
+    """
+    warnings: list[str] = []
+    if mask is not None:
+        return mask, f"--mask {mask_name}", warnings
+    if masks is not None:
+        path, warnings = masks.lookup(rel, recursive)
+        if path is not None:
+            return read_mask(path, mask_convention), path.relative_to(masks.root.parent).as_posix(), warnings
+    siblings = sorted(siblings)
+    if siblings:
+        if len(siblings) > 1:
+            warnings.append(f"several sibling masks ({', '.join(p.name for p in siblings)}); using {siblings[0].name}")
+        return read_mask(siblings[0], mask_convention), f"sibling {siblings[0].name}", warnings
+    if image.shape[2] == 4:
+        alpha = image[..., 3]
+        top = 1.0 if alpha.dtype.kind == "f" else float(np.iinfo(alpha.dtype).max)
+        valid = (alpha.astype(np.float32) >= 0.5 * top).astype(np.float32)
+        if not valid.all():
+            return valid, "alpha", warnings
+    looked = ["a masks folder match" if masks is not None else None, f"{src.stem}_mask.* / {src.stem}.mask.*"]
+    looked.append("transparent pixels" if image.shape[2] == 4 else "an alpha channel")
+    raise InputValueError(f"no mask found (looked for {', '.join(x for x in looked if x)})")

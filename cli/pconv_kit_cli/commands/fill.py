@@ -30,6 +30,7 @@ from pconv_kit.fill import (
     FORMATS,
     FileResult,
     FillReport,
+    ResultKind,
     fill_folder,
     parse_shard,
     shard_from_env,
@@ -152,29 +153,12 @@ def _summary(report: FillReport) -> Group:
     for status in ("done", "skipped", "failed"):
         rows = [r for r in report.results if r.status == status]
         if status == "failed":
-            reasons = collections.Counter(_kind(r.reason) for r in rows)
+            reasons = collections.Counter(r.kind.value for r in rows)
         else:
             reasons = collections.Counter(r.reason for r in rows if r.reason)
         text = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
         table.add_row(Text(status, style=styles[status]), str(len(rows)), escape(text))
     return Group(headline, table)
-
-
-def _kind(reason: str) -> str:
-    """A short category of a failure reason, for grouping."""
-    low = reason.lower()
-    for needle, kind in (
-        ("no mask found", "missing mask"),
-        ("size mismatch", "size mismatch"),
-        ("cannot read image", "unreadable image"),
-        ("nothing to inpaint from", "all hole"),
-        ("would overwrite the output", "output name collision"),
-        ("cannot write", "write error"),
-        ("model failed", "model error"),
-    ):
-        if needle in low:
-            return kind
-    return "other"
 
 
 @click.command("fill", epilog=EPILOG)
@@ -271,14 +255,14 @@ def fill(
         if result.status == "failed":
             progress.console.print(f"[red]failed[/red] {escape(result.file)}: {escape(result.reason)}",
                                    highlight=False, soft_wrap=True)
-        elif result.status == "skipped" and result.reason != "output exists" and not quiet:
+        elif result.status == "skipped" and result.kind is not ResultKind.OUTPUT_EXISTS and not quiet:
             progress.console.print(f"[yellow]skipped[/yellow] {escape(result.file)}: {escape(result.reason)}",
                                    highlight=False, soft_wrap=True)
         elif not quiet:
             for warning in result.warnings:
                 progress.console.print(f"[yellow]warning[/yellow] {escape(result.file)}: {escape(warning)}",
                                        highlight=False, soft_wrap=True)
-        if result.status != "skipped" or result.reason != "output exists":
+        if result.kind is not ResultKind.OUTPUT_EXISTS:
             progress.advance(task_id)
         if plain is not None:
             plain.advance()
