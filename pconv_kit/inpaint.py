@@ -22,21 +22,21 @@ Guarantees:
 
 from __future__ import annotations
 
-import collections
 import math
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pconv_kit.conventions import MASK_ARRAY_CONVENTIONS
 from pconv_kit.core.check import check_binary, check_shape
+from pconv_kit.core.device import resolve_device
 from pconv_kit.errors import InputValueError, ShapeError
+from pconv_kit.geometry import hole_boxes, reflect_pad
 from pconv_kit.models import PConvUNet
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
 STRATEGIES = ("auto", "full", "crop", "resize")
 """Accepted values of ``strategy``."""
 
-MASK_CONVENTIONS = ("valid", "hole-white", "valid-white")
+MASK_CONVENTIONS = MASK_ARRAY_CONVENTIONS
 """Accepted values of ``mask_convention``: ``"valid"`` is the library's ``M`` (1/True = valid pixel,
 0/False = hole, binary); ``"hole-white"`` and ``"valid-white"`` read the array like a mask *file*
 (:func:`pconv_kit.io.decode_mask`: any dtype and channels, non-binary values thresholded at 50% of the range;
@@ -72,189 +72,7 @@ _FLIPS: dict[int, tuple[tuple[int, ...], ...]] = {1: ((),), 2: ((), (-1,)), 4: (
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB2GRAY
 _INT_DTYPES = (np.uint8, np.uint16)
-Box = tuple[int, int, int, int]  # (top, left, bottom, right); bottom and right exclusive
 T = TypeVar("T", np.ndarray, torch.Tensor)
-
-
-# ---------------------------------------------------------------------------------------------- devices
-
-
-def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
-    """Turn ``"auto"``/``"cpu"``/``"cuda"``/``None`` into a ``torch.device``.
-
-    ``None`` means the device of ``model`` when one is given, else ``"auto"``; ``"auto"`` is CUDA when
-    available (``cuda:$LOCAL_RANK`` under ``torchrun``), else the CPU.
-
-    Raises:
-        InputValueError: CUDA requested but not available, or an unknown device string.
-    """
-    if device is None and model is not None:
-        try:
-            return next(model.parameters()).device
-        except StopIteration:
-            device = "auto"
-    if device is None or device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputValueError("device 'cuda' was requested but CUDA is not available; use --device cpu or auto")
-        if dev.index is None:
-            local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
-            dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return dev
-
-
-_MODEL_CACHE: collections.OrderedDict[tuple[str, int, str], PConvUNet] = collections.OrderedDict()
-_MODEL_CACHE_LOCK = threading.Lock()
-_MODEL_CACHE_SIZE = 2
-
-
-def _load_cached(model: str | os.PathLike[str] | None, device: torch.device) -> PConvUNet:
-    """Load a model by name/path once per (file, modification time, device); repeated ``inpaint`` calls reuse it."""
-    from pconv_kit.models.serialization import resolve_weights_path
-    from pconv_kit.registry import load_model, resolve_model_path
-
-    path = resolve_weights_path(resolve_model_path(model))
-    key = (str(path.resolve()), path.stat().st_mtime_ns, str(device))
-    with _MODEL_CACHE_LOCK:
-        if key in _MODEL_CACHE:
-            _MODEL_CACHE.move_to_end(key)
-            return _MODEL_CACHE[key]
-    loaded = load_model(path, device=device)
-    with _MODEL_CACHE_LOCK:
-        _MODEL_CACHE[key] = loaded
-        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
-            _MODEL_CACHE.popitem(last=False)
-    return loaded
-
-
-# ---------------------------------------------------------------------------------------------- geometry
-
-
-def _reflect_indices(size: int, before: int, after: int, device: torch.device) -> torch.Tensor:
-    """Source indices of a reflect-101 padding (``dcb|abcd|cba``) of any width, repeating as needed."""
-    idx = torch.arange(-before, size + after, device=device)
-    if size == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = torch.remainder(idx, period)
-    return torch.where(idx >= size, period - idx, idx)
-
-
-def reflect_pad(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Reflect-pad the last two dimensions of ``x`` up to multiples of ``multiple`` (centred).
-
-    Unlike ``F.pad(mode="reflect")`` the padding may be wider than the image (it reflects back and forth).
-
-    Args:
-        x: ``(..., H, W)`` tensor.
-        multiple: the padded height and width are the smallest multiples of it that are ``>= H, W``.
-
-    Returns:
-        ``(padded, (top, left, H, W))``; crop back with ``padded[..., top:top + H, left:left + W]``.
-
-    Example:
-        >>> padded, (top, left, h, w) = reflect_pad(torch.arange(6.0).view(1, 1, 2, 3), 4)
-        >>> padded.shape, (top, left, h, w)
-        (torch.Size([1, 1, 4, 4]), (1, 0, 2, 3))
-        >>> torch.equal(padded[..., top:top + h, left:left + w], torch.arange(6.0).view(1, 1, 2, 3))
-        True
-    """
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    top, left = (hp - h) // 2, (wp - w) // 2
-    if hp == h and wp == w:
-        return x, (0, 0, h, w)
-    rows = _reflect_indices(h, top, hp - h - top, x.device)
-    cols = _reflect_indices(w, left, wp - w - left, x.device)
-    return x.index_select(-2, rows).index_select(-1, cols), (top, left, h, w)
-
-
-def _align(lo: int, hi: int, length: int, multiple: int) -> tuple[int, int]:
-    """Grow ``[lo, hi)`` to a multiple of ``multiple`` around its centre, shifted to stay inside ``[0, length)``.
-
-    When the whole axis is shorter than the aligned size the box is the whole axis (padding handles it).
-    """
-    size = hi - lo
-    target = -(-size // multiple) * multiple
-    if target >= length:
-        return 0, length
-    lo = lo - (target - size) // 2
-    lo = min(max(lo, 0), length - target)
-    return lo, lo + target
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def hole_boxes(valid: np.ndarray, multiple: int, margin: int) -> list[Box]:
-    """Boxes around each cluster of holes plus a context ``margin``, aligned to ``multiple``, not overlapping.
-
-    Holes closer than about ``margin`` pixels fall in the same cluster (the hole mask is dilated by
-    ``margin`` before ``cv2.connectedComponentsWithStats``); each cluster's box is grown to a multiple of
-    ``multiple`` (or to the whole axis when the image is smaller) and overlapping boxes are merged. Every
-    hole pixel lies in exactly one box.
-
-    Args:
-        valid: ``(H, W)`` bool, True = valid pixel.
-        multiple: box sides become multiples of this (the model's ``required_multiple``).
-        margin: minimum context around the holes, in pixels.
-
-    Returns:
-        ``[(top, left, bottom, right), ...]`` with exclusive bottom/right, sorted.
-
-    Example:
-        >>> valid = np.ones((100, 300), bool)
-        >>> valid[10:20, 10:20] = False
-        >>> valid[50:60, 250:260] = False
-        >>> hole_boxes(valid, multiple=16, margin=8)
-        [(0, 0, 32, 32), (39, 239, 71, 271)]
-    """
-    if valid.ndim != 2:
-        raise ShapeError(f"valid must have shape (H, W); got {tuple(valid.shape)}")
-    if multiple < 1 or margin < 0:
-        raise InputValueError(f"multiple must be >= 1 and margin >= 0; got {multiple} and {margin}")
-    hole = ~valid.astype(bool)
-    if not hole.any():
-        return []
-    h, w = hole.shape
-    # Dilate on a coarse grid (cells of `cell` pixels, a cell is a hole if any of its pixels is): the
-    # kernel stays small whatever the margin, and the boxes can only come out slightly larger.
-    cell = max(1, margin // 4)
-    hc, wc = -(-h // cell), -(-w // cell)
-    padded = np.zeros((hc * cell, wc * cell), np.uint8)
-    padded[:h, :w] = hole
-    coarse = padded.reshape(hc, cell, wc, cell).max(axis=(1, 3))
-    radius = -(-margin // cell)
-    if radius:
-        coarse = cv2.dilate(coarse, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(coarse, connectivity=8)
-    boxes: list[Box] = []
-    for x0, y0, bw, bh, _area in stats[1:count]:
-        top, bottom = _align(int(y0) * cell, min(h, int(y0 + bh) * cell), h, multiple)
-        left, right = _align(int(x0) * cell, min(w, int(x0 + bw) * cell), w, multiple)
-        boxes.append((top, left, bottom, right))
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                if _overlap(boxes[i], boxes[j]):
-                    a, b = boxes[i], boxes[j]
-                    top, bottom = _align(min(a[0], b[0]), max(a[2], b[2]), h, multiple)
-                    left, right = _align(min(a[1], b[1]), max(a[3], b[3]), w, multiple)
-                    boxes[i] = (top, left, bottom, right)
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return sorted(boxes)
 
 
 # ---------------------------------------------------------------------------------------------- conversions
@@ -315,6 +133,53 @@ def _np_valid(mask: Any, h: int, w: int, channels: int, convention: str) -> np.n
     from pconv_kit.io import decode_mask
 
     return decode_mask(mask, convention)[..., None] > 0.5
+
+
+# ---------------------------------------------------------------------------------------------- shared rules
+# One implementation of each rule, used by the NumPy path (channels-last arrays, one image) and the tensor path
+# (channels-first batches, permuted to channels-last for these helpers): which channels are colour, which
+# mask channels count, when an image has nothing to inpaint from, grey through an RGB model and back.
+
+
+def _colour_channels(channels: int, shape: tuple[int, ...], layout: str) -> int:
+    """Colour channels of an image with ``channels`` channels (RGBA: 3, its alpha is kept, not filled)."""
+    if channels not in (1, 3, 4):
+        raise ShapeError(f"image must have 1, 3 or 4 channels ({layout}); got shape {shape}")
+    return 3 if channels == 4 else channels
+
+
+def _split_valid(valid: Any, channels: int, color: int, names: Sequence[str]) -> tuple[Any, Any]:
+    """``(valid for the colour channels, valid_pixels)`` of channels-last masks ``(N, H, W, 1|channels)``.
+
+    A pixel is valid for the model only if all its colour channels are. Works on bool NumPy arrays and tensors.
+
+    Raises:
+        InputValueError: an image has no fully known pixel (``names`` names the images).
+    """
+    valid = valid[..., :color] if valid.shape[-1] == channels else valid
+    pixels = valid.all(-1)
+    known = pixels.reshape(pixels.shape[0], -1).any(1)
+    if not bool(known.all()):
+        bad = [i for i, ok in enumerate(known.tolist()) if not ok]
+        what = "every pixel as a hole" if not bool(valid[bad[0]].any()) else "a hole channel in every pixel"
+        label = names[bad[0]] if len(bad) == 1 else f"images {', '.join(names[i] for i in bad)}"
+        raise InputValueError(f"{label}: the mask marks {what}; there is nothing to inpaint from")
+    return valid, pixels
+
+
+def _luma(pred: Any) -> Any:
+    """Grey ``(..., 1)`` from channels-last RGB ``(..., 3)`` (BT.601 weights), for a NumPy array or a tensor."""
+    weights = torch.tensor(_LUMA, dtype=pred.dtype, device=pred.device) if isinstance(pred, torch.Tensor) else (
+        np.asarray(_LUMA, pred.dtype)
+    )
+    return (pred @ weights)[..., None]
+
+
+def _as_model_input(colour: Any, model_channels: int) -> Any:
+    """Grey images go through an RGB model as three equal channels (channels-last, NumPy or tensor)."""
+    if colour.shape[-1] == 1 and model_channels == 3:
+        return colour.expand(*colour.shape[:-1], 3) if isinstance(colour, torch.Tensor) else np.repeat(colour, 3, -1)
+    return colour
 
 
 def _check_convention(mask_convention: str) -> None:
@@ -413,8 +278,10 @@ class Inpainter:
             self.device = resolve_device(device, model)
             self.model = model.to(self.device)
         elif model is None or isinstance(model, (str, os.PathLike)):
+            from pconv_kit.registry import load_model
+
             self.device = resolve_device(device)
-            self.model = _load_cached(model, self.device)
+            self.model = load_model(model, self.device)
         else:
             raise InputValueError(
                 f"model must be a PConvUNet, a path, a registered name or None; got {type(model).__name__}"
@@ -528,25 +395,18 @@ class Inpainter:
             raise InputValueError(f"image must be a numpy array; got {type(image).__name__}")
         shape = tuple(image.shape)
         arr = image[..., None] if image.ndim == 2 else image
-        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape[:2]:
+        if arr.ndim != 3 or 0 in arr.shape[:2]:
             raise ShapeError(f"{name}: image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {shape}")
+        color = _colour_channels(arr.shape[2], shape, "H, W, C")
         if not (arr.dtype in _INT_DTYPES or np.issubdtype(arr.dtype, np.floating)):
             raise InputValueError(f"{name}: image dtype must be uint8, uint16 or float; got {arr.dtype}")
-        h, w, c = arr.shape
-        color = 3 if c == 4 else c
         self._check_channels(color, name)
-        valid = _np_valid(mask, h, w, c, mask_convention)
-        valid = valid[..., :color] if valid.shape[2] == c else valid
-        valid_pixels = valid.all(axis=2)
-        if not valid_pixels.any():
-            what = "every pixel as a hole" if not valid.any() else "a hole channel in every pixel"
-            raise InputValueError(f"{name}: the mask marks {what}; there is nothing to inpaint from")
+        h, w, c = arr.shape
+        valid, valid_pixels = _split_valid(_np_valid(mask, h, w, c, mask_convention)[None], c, color, [name])
         model_input = None
         if not valid.all():
-            model_input = _np_to_float(arr[..., :color])
-            if color == 1 and self.channels == 3:
-                model_input = np.repeat(model_input, 3, axis=2)
-        return InpaintJob(arr, shape, color, valid, valid_pixels, model_input, name)
+            model_input = _as_model_input(_np_to_float(arr[..., :color]), self.channels)
+        return InpaintJob(arr, shape, color, valid[0], valid_pixels[0], model_input, name)
 
     def _check_channels(self, color: int, name: str) -> None:
         if color != self.channels and not (color == 1 and self.channels == 3):
@@ -596,7 +456,7 @@ class Inpainter:
         box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
         pred = prediction[box]
         if color == 1 and pred.shape[2] == 3:
-            pred = (pred @ np.asarray(_LUMA, np.float32))[..., None]
+            pred = _luma(pred)
         region = out[box]  # a view: writing it writes out
         region[..., :color] = np.where(job.valid[box], arr[box][..., :color], _np_from_float(pred, arr.dtype))
         return out.reshape(job.shape)
@@ -605,53 +465,45 @@ class Inpainter:
     def _inpaint_tensor(self, image: torch.Tensor, mask: Any, mask_convention: str) -> torch.Tensor:
         dims = check_shape(image, "B C H W", "image")
         b, c = dims["B"], dims["C"]
-        if c not in (1, 3, 4):
-            raise ShapeError(f"image must have 1, 3 or 4 channels (B, C, H, W); got shape {tuple(image.shape)}")
+        color = _colour_channels(c, tuple(image.shape), "B, C, H, W")
         if not (image.is_floating_point() or image.dtype == torch.uint8):
             raise InputValueError(f"image tensor must be floating point or uint8; got dtype {image.dtype}")
+        self._check_channels(color, "image")
+        valid, valid_pixels = _split_valid(
+            self._tensor_valid(image, mask, mask_convention).permute(0, 2, 3, 1), c, color,
+            [f"image {i} of the batch" for i in range(b)],
+        )
+        out = image.clone()
+        todo = torch.nonzero(~valid.flatten(1).all(1)).flatten()
+        if todo.numel() == 0:
+            return out
+        x = _as_model_input(_torch_to_float(image[todo, :color]).permute(0, 2, 3, 1), self.channels)
+        pred = self.predict_tensor(x.permute(0, 3, 1, 2), valid_pixels[todo, None].float()).to(image.device)
+        pred = pred.permute(0, 2, 3, 1)
+        if color == 1 and pred.shape[-1] == 3:
+            pred = _luma(pred)
+        filled = _torch_from_float(pred.permute(0, 3, 1, 2), image.dtype)
+        out[todo, :color] = torch.where(valid[todo].permute(0, 3, 1, 2), image[todo, :color], filled)
+        return out
+
+    @staticmethod
+    def _tensor_valid(image: torch.Tensor, mask: Any, mask_convention: str) -> torch.Tensor:
+        """The mask of a tensor batch as bool ``(B, 1|C, H, W)``, True = valid."""
+        b, c, h, w = image.shape
         if not isinstance(mask, torch.Tensor):
             mask = torch.as_tensor(np.asarray(mask))
         if mask.dim() != 4 or mask.shape[0] != b or mask.shape[1] not in (1, c) or mask.shape[2:] != image.shape[2:]:
             raise ShapeError(
-                f"mask must have shape ({b}, 1, {dims['H']}, {dims['W']}) or ({b}, {c}, {dims['H']}, {dims['W']}) "
-                f"to match image {tuple(image.shape)}; got {tuple(mask.shape)}"
+                f"mask must have shape ({b}, 1, {h}, {w}) or ({b}, {c}, {h}, {w}) to match image "
+                f"{tuple(image.shape)}; got {tuple(mask.shape)}"
             )
         mask = mask.to(image.device)
         if mask_convention == "valid":
             if mask.dtype != torch.bool:
                 check_binary(mask, "mask (mask_convention='valid')")
-            valid = mask.bool()
-        else:  # decoded like a mask file, one image at a time
-            valid = torch.stack(
-                [
-                    torch.from_numpy(_np_valid(m.permute(1, 2, 0), dims["H"], dims["W"], c, mask_convention))
-                    for m in mask
-                ]
-            ).permute(0, 3, 1, 2).to(image.device)
-        color = 3 if c == 4 else c
-        self._check_channels(color, "image")
-        valid = valid[:, :color] if valid.shape[1] == c else valid
-        valid_pixels = valid.all(1, keepdim=True)
-        per_item_any = valid_pixels.flatten(1).any(1)
-        if not bool(per_item_any.all()):
-            bad = [int(i) for i in torch.nonzero(~per_item_any).flatten()]
-            raise InputValueError(
-                f"image(s) {bad} of the batch have no fully known pixel (the mask is all hole); nothing to inpaint from"
-            )
-        has_holes = ~valid.flatten(1).all(1)
-        out = image.clone()
-        todo = torch.nonzero(has_holes).flatten()
-        if todo.numel() == 0:
-            return out
-        x = _torch_to_float(image[todo, :color])
-        if color == 1 and self.channels == 3:
-            x = x.expand(-1, 3, -1, -1)
-        pred = self.predict_tensor(x, valid_pixels[todo].float()).to(image.device)
-        if color == 1 and pred.shape[1] == 3:
-            pred = (pred * torch.tensor(_LUMA, device=pred.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        filled = _torch_from_float(pred, image.dtype)
-        out[todo, :color] = torch.where(valid[todo], image[todo, :color], filled)
-        return out
+            return mask.bool()
+        decoded = [torch.from_numpy(_np_valid(m.permute(1, 2, 0), h, w, c, mask_convention)) for m in mask]
+        return torch.stack(decoded).permute(0, 3, 1, 2).to(image.device)  # decoded like a mask file, per image
 
     # ------------------------------------------------------------------ public call
     def __call__(self, image: T, mask: Any, mask_convention: str = "valid") -> T:

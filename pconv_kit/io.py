@@ -53,6 +53,7 @@ from typing import Literal, NamedTuple, Union
 import cv2
 import numpy as np
 
+from pconv_kit.conventions import MASK_FILE_CONVENTIONS
 from pconv_kit.errors import ImageReadError, InputValueError
 from pconv_kit.utils.files import atomic_write_bytes
 
@@ -88,8 +89,8 @@ UNSUPPORTED_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".svg", ".psd", ".ico", ".apng"}
 )
 
-#: The two mask file conventions; ``"hole-white"`` is the default everywhere.
-MASK_CONVENTIONS: tuple[str, ...] = ("hole-white", "valid-white")
+#: The two mask file conventions; ``"hole-white"`` is the default everywhere (:mod:`pconv_kit.conventions`).
+MASK_CONVENTIONS: tuple[str, ...] = MASK_FILE_CONVENTIONS
 
 # What each format can store: allowed dtypes and channel counts (after squeezing a single channel).
 _FORMATS: dict[str, tuple[str, tuple[np.dtype, ...], tuple[int, ...]]] = {

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # imported in load_model: listing and resolving models needs 
     from pconv_kit.models import PConvUNet
 
 __all__ = [
+    "clear_model_cache",
     "ModelEntry",
     "register_model",
     "unregister_model",
@@ -281,14 +283,49 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     raise WeightsNotFoundError(_unknown_name_message(text))
 
 
+_CACHE: collections.OrderedDict[tuple[str, int, int, str], tuple[dict, dict]] = collections.OrderedDict()
+_CACHE_SIZE = 2  # model files kept in memory (their checked tensors, on the device they were asked for)
+
+
+def clear_model_cache() -> None:
+    """Forget the model files :func:`load_model` keeps in memory (the next load reads the file again)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _cached_weights(path: Path, device: torch.device) -> tuple[dict, dict]:
+    """``(config, state_dict on device)`` of a weights file, read and checked once per file version and device."""
+    from pconv_kit.models.serialization import read_weights
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    config, state = read_weights(path)
+    state = {name: tensor.to(device) for name, tensor in state.items()}
+    with _LOCK:
+        _CACHE[key] = (config, state)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return config, state
+
+
 def load_model(
     name_or_path: str | os.PathLike[str] | PConvUNet | None = None, device: str | torch.device = "cpu"
 ) -> PConvUNet:
     """Load a :class:`~pconv_kit.models.PConvUNet` in eval mode from a name, a path or a run directory.
 
-    Accepts everything :func:`pconv_kit.models.load_model` accepts (a ``.safetensors`` file, or a run
-    directory holding ``best.safetensors``/``last.safetensors``), plus registered names and ``None`` for the
-    default model. A ``PConvUNet`` instance is returned as is (moved to ``device``).
+    The one loader of pconv-kit (``pconv_kit.load_model`` and ``pconv_kit.models.load_model`` are this function).
+    It takes a ``.safetensors`` file written by :func:`~pconv_kit.models.save_model` or ``pconv-kit train``, a run
+    directory holding ``best.safetensors``/``last.safetensors``, a registered name, or ``None`` for the default
+    model. A ``PConvUNet`` instance is returned as is (moved to ``device``).
+
+    Every call returns a new model of its own, so one caller switching it to training mode or changing its
+    weights does not touch another's. The checked tensors of the last two files are kept in memory (per file
+    version and device), so loading the same model again does not read or check the file again
+    (:func:`clear_model_cache` forgets them).
 
     Args:
         name_or_path: registered name, path, model, or ``None`` for the default model.
@@ -296,22 +333,29 @@ def load_model(
 
     Raises:
         WeightsNotFoundError: nothing found under that name or path, or no default model is registered.
-        InputValueError: the file is not a pconv-kit model.
+        InputValueError: the file is not a pconv-kit model (a pickle, a bad config, tensors that do not fit
+            it, or weights that are not finite).
 
     Example:
-        >>> load_model(None).config["layer_size"]  # the built-in default model
-        7
+        >>> a, b = load_model(None), load_model(None)  # the built-in default model, twice
+        >>> a.config["layer_size"], a is b, a.training
+        (7, False, False)
     """
     from pconv_kit.models import PConvUNet
-    from pconv_kit.models import load_model as _load_weights
+    from pconv_kit.models.serialization import build_model, resolve_weights_path
 
     if isinstance(name_or_path, PConvUNet):
         return name_or_path.to(device)
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
         raise InputValueError(
-            f"model must be a PConvUNet, a path, a registered name or None; got {type(name_or_path).__name__}"
+            f"model must be a PConvUNet, a path, a registered name or None; got {type(name_or_path).__name__}",
+            param="model",
         )
-    return _load_weights(resolve_model_path(name_or_path), device=device)
+    import torch
+
+    path = resolve_weights_path(resolve_model_path(name_or_path))
+    config, state = _cached_weights(path, torch.device(device))
+    return build_model(config, state, device, where=path)
 
 
 # ---------------------------------------------------------------------------------------------- registered models

@@ -29,7 +29,8 @@ from pconv_kit.inpaint import Inpainter, inpaint
 from pconv_kit.io import image_header, read_image, read_mask, write_image, write_mask
 from pconv_kit.masks import MASK_KINDS, MaskGenerator
 from pconv_kit.models import PConvUNet, save_model
-from pconv_kit.models.serialization import CONFIG_KEY, load_model
+from pconv_kit.models import load_model
+from pconv_kit.models.serialization import CONFIG_KEY
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, EXIT_USAGE
 from pconv_kit_cli.main import cli
 

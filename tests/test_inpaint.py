@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,7 @@ def test_no_hole_returns_copy_without_running_model(model: PConvUNet, monkeypatc
 def test_all_hole_is_an_error(model: PConvUNet) -> None:
     with pytest.raises(InputValueError, match="nothing to inpaint"):
         inpaint(random_image((8, 8, 3), np.uint8), np.zeros((8, 8), bool), model)
-    with pytest.raises(InputValueError, match=r"\[1\]"):
+    with pytest.raises(InputValueError, match=r"image 1 of the batch: the mask marks every pixel as a hole"):
         inpaint(torch.rand(2, 3, 8, 8), torch.cat([torch.ones(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)]), model)
     inpainter = Inpainter(model)
     with pytest.raises(InputValueError, match="photo.png"):
@@ -480,3 +481,28 @@ def test_exports() -> None:
     assert pconv_kit.inpaint is inpaint
     assert pconv_kit.list_models is list_models
     assert pconv_kit.load_model is load_model
+
+
+def test_load_model_gives_each_caller_its_own_model_from_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv_kit.models.serialization as serialization
+    from pconv_kit.registry import clear_model_cache, load_model
+
+    path = tmp_path / "m.safetensors"
+    torch.manual_seed(0)
+    save_model(PConvUNet(layer_size=3, base_channels=4), path)
+    reads: list[Path] = []
+    real = serialization.read_weights
+    monkeypatch.setattr(serialization, "read_weights", lambda p: reads.append(Path(p)) or real(p))
+    clear_model_cache()
+    a = load_model(path)
+    c = Inpainter(str(path), device="cpu").model
+    assert len(reads) == 1  # read and checked once
+    assert a is not c and all(p is not q for p, q in zip(a.parameters(), c.parameters()))
+    a.train()
+    with torch.no_grad():
+        next(a.parameters()).add_(1.0)
+    assert not c.training  # one caller's mode and weights do not leak into another's model
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a new version of the file
+    load_model(path)
+    assert len(reads) == 2

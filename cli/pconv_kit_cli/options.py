@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import click
 
+from pconv_kit.conventions import DEFAULT_MASK_FILE_CONVENTION, MASK_FILE_CONVENTIONS
+
 MASK_CONVENTION_HELP = (
     "How mask files encode holes. 'hole-white' (default, like OpenCV, LaMa and IOPaint): non-zero/white "
     "pixels are holes, black pixels are kept. 'valid-white': white pixels are kept, black pixels are holes "
@@ -20,8 +22,8 @@ MASK_CONVENTION_HELP = (
 
 mask_convention = click.option(
     "--mask-convention",
-    type=click.Choice(["hole-white", "valid-white"]),
-    default="hole-white",
+    type=click.Choice(MASK_FILE_CONVENTIONS),
+    default=DEFAULT_MASK_FILE_CONVENTION,
     show_default=True,
     help=MASK_CONVENTION_HELP,
 )

@@ -21,8 +21,8 @@ from pconv_kit.models.unet import PConvUNet
 from pconv_kit.utils.files import atomic_write
 
 __all__ = [
-    "save_model", "load_model", "read_model_config", "check_model_config", "resolve_weights_path", "CONFIG_KEY",
-    "CONFIG_LIMITS",
+    "save_model", "read_weights", "build_model", "read_model_config", "check_model_config", "resolve_weights_path",
+    "CONFIG_KEY", "CONFIG_LIMITS",
 ]
 
 CONFIG_KEY = "pconv_kit.config"
@@ -45,6 +45,7 @@ def save_model(model: PConvUNet, path: str | os.PathLike[str], metadata: dict[st
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
         >>> save_model(PConvUNet(layer_size=3, base_channels=4), path)
+        >>> from pconv_kit import load_model
         >>> load_model(path).config["layer_size"]
         3
     """
@@ -173,16 +174,17 @@ def _check_tensors(path: Path, config: dict[str, Any]) -> None:
         raise InputValueError(f"weights in {path} do not match the stored architecture {config}: {detail}")
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> PConvUNet:
-    """Load a model saved by :func:`save_model` (or by ``pconv-kit train``) in eval mode.
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The checked ``(config, state_dict)`` of a model file saved by :func:`save_model`, on the CPU.
+
+    This is the file-reading half of :func:`pconv_kit.load_model`, which resolves names and run directories,
+    caches what this returns and builds the model.
 
     Args:
-        path: a ``.safetensors`` file, or a run directory holding ``best.safetensors`` (preferred) or
-            ``last.safetensors``.
-        device: where to put the model.
+        path: a ``.safetensors`` file written by :func:`save_model` or ``pconv-kit train``.
 
     Raises:
-        WeightsNotFoundError: no such file, or a directory without checkpoints.
+        WeightsNotFoundError: no such file.
         InputValueError: a pickle or not a pconv-kit safetensors file, a config that is not valid JSON or out of
             range, tensors whose names or shapes do not fit the config (checked from the header, before any
             allocation), or weights that are not finite.
@@ -190,7 +192,6 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     path = resolve_weights_path(path)
     config, _ = read_model_config(path)
     _check_tensors(path, config)  # names and shapes from the header, before anything is allocated
-    model = PConvUNet.from_config(config)
     state = load_file(str(path), device="cpu")
     bad = sorted(k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
     if bad:
@@ -198,8 +199,20 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
             f"weights in {path} hold NaN or infinite values ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); "
             "a model like that fills holes with garbage: use an earlier checkpoint"
         )
+    return config, state
+
+
+def build_model(
+    config: dict[str, Any], state: dict[str, torch.Tensor], device: str | torch.device = "cpu", where: object = ""
+) -> PConvUNet:
+    """A new :class:`PConvUNet` of ``config`` holding a copy of ``state``, in eval mode on ``device``.
+
+    Raises:
+        InputValueError: ``state`` does not fit ``config`` (``where`` names the file in the message).
+    """
+    model = PConvUNet.from_config(config).to(device)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise InputValueError(f"weights in {path} do not match the stored architecture {config}: {exc}") from exc
-    return model.to(device).eval()
+        raise InputValueError(f"weights in {where} do not match the stored architecture {config}: {exc}") from exc
+    return model.eval()

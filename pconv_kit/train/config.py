@@ -30,6 +30,7 @@ from typing import Any
 
 import tomli_w
 
+from pconv_kit.conventions import MASK_FILE_CONVENTIONS
 from pconv_kit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -41,7 +42,7 @@ __all__ = ["TrainConfig", "RESUME_CHANGEABLE", "load_config", "config_field_help
 
 _AMP = ("auto", "off", "bf16", "fp16")
 _DEVICES = ("auto", "cpu", "cuda")
-_CONVENTIONS = ("hole-white", "valid-white")
+_CONVENTIONS = MASK_FILE_CONVENTIONS
 _MASK_KINDS = ("units", "wide", "boxes", "blobs", "thin", "mixed")  # pconv_kit.masks.MASK_KINDS, without its import
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -17,33 +17,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from pconv_kit.core.device import resolve_device
 from pconv_kit.errors import ConfigError
 
 __all__ = ["DistContext", "setup", "resolve_device"]
-
-
-def resolve_device(device: str, local_rank: int = 0) -> torch.device:
-    """Turn ``"auto"``, ``"cpu"`` or ``"cuda"`` into a device (``cuda:LOCAL_RANK`` for CUDA).
-
-    Raises:
-        ConfigError: ``"cuda"`` was asked for but PyTorch sees no CUDA device, or an unknown name.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device is 'cuda' but PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise ConfigError(f"LOCAL_RANK is {local_rank} but this machine has only {count} CUDA device(s)")
-        return torch.device("cuda", local_rank)
-    raise ConfigError(f"device must be auto, cpu or cuda; got {device!r}")
 
 
 @dataclass
@@ -181,15 +158,15 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     if dist.is_available() and dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count() or 1)))
-        return DistContext(rank, world, local_rank, resolve_device(device, local_rank), owns_group=False)
+        return DistContext(rank, world, local_rank, resolve_device(device, local_rank=local_rank), owns_group=False)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
-        return DistContext(0, 1, 0, resolve_device(device, 0))
+        return DistContext(0, 1, 0, resolve_device(device, local_rank=0))
     if not dist.is_available():
         raise ConfigError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed support")
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank=local_rank)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
