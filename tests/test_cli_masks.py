@@ -166,16 +166,16 @@ def test_existing_files_are_kept_unless_overwrite(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--num", "-1"], "--num must be >= 0"),
-        (["--num", "2", "--min-units", "-3"], "--min-units and --max-units must be >= 0"),
-        (["--num", "2", "--min-units", "8", "--max-units", "3"], "--min-units (8) must be <= --max-units (3)"),
-        (["--num", "2", "--size", "0", "16"], "--size H W must be at least 16 16"),
-        (["--num", "2", "--hole-ratio", "0.5", "0.2"], "--hole-ratio LO HI must satisfy"),
+        (["--num", "-1"], "num must be >= 0; got -1 (--num / -n)"),
+        (["--num", "2", "--min-units", "-3"], "min_units must be >= 0; got -3 (--min-units)"),
+        (["--num", "2", "--min-units", "8", "--max-units", "3"], "min_units (8) must be <= max_units (3) (--min-units)"),
+        (["--num", "2", "--size", "0", "16"], "size (H, W) must be at least 16 16"),
+        (["--num", "2", "--hole-ratio", "0.5", "0.2"], "hole_ratio (LO, HI) must satisfy 0 <= LO <= HI <= 1; got 0.5 0.2 (--hole-ratio)"),
         (["--num", "2", "--unit-scale", "0"], "unit_scale must be a positive finite number"),
-        (["--num", "2", "--images", "."], "--images writes one mask per image, named after it; drop --num"),
-        (["--size", "32", "32", "--images", "."], "--images makes each mask the size of its image; drop --size"),
-        (["--num", "2", "--masked-out", "x"], "--masked-out needs --images"),
-        ([], "give --num N (how many masks to write), or --images DIR (one mask per image)"),
+        (["--num", "2", "--images", "."], "images gives one mask per image, named after it; leave num unset (--num / -n)"),
+        (["--size", "32", "32", "--images", "."], "images makes each mask the size of its image; leave size unset (--size)"),
+        (["--num", "2", "--masked-out", "x"], "masked_out needs images (the images to paint the masks on) (--masked-out)"),
+        ([], "give num (how many masks to write), or images (a folder: one mask per image) (--num / -n)"),
     ],
 )
 def test_bad_arguments_give_a_one_line_error_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -196,7 +196,7 @@ def test_infeasible_hole_ratio_fails_before_writing(tmp_path: Path) -> None:
 def test_output_path_problems(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     assert "exists and is not a folder" in one_line_error(run("--num", "1", "--out", str(tmp_path / "file")))
-    assert "cannot create --out folder" in one_line_error(run("--num", "1", "--out", str(tmp_path / "file" / "sub")))
+    assert "cannot create the out folder" in one_line_error(run("--num", "1", "--out", str(tmp_path / "file" / "sub")))
     missing_images = one_line_error(
         run("--out", str(tmp_path / "m"), "--images", str(tmp_path / "nope"), "--masked-out", str(tmp_path / "mo"))
     )
@@ -260,8 +260,8 @@ def test_kind_and_weights_draw_the_libraries_masks(tmp_path: Path) -> None:
     [
         (["--kind", "stars"], "Invalid value for '--kind'"),
         (["--kind", "mixed", "--weights", "blob=1"], "unknown mask families in weights: ['blob']"),
-        (["--weights", "wide=1"], "--weights applies to --kind mixed only"),
-        (["--kind", "mixed", "--max-units", "3"], "--kind mixed uses each family's own unit counts"),
+        (["--weights", "wide=1"], "weights apply to kind 'mixed' only; got kind 'units' (--weights)"),
+        (["--kind", "mixed", "--max-units", "3"], "kind 'mixed' uses each family's own unit counts; leave min_units and max_units unset (--kind)"),
     ],
 )
 def test_bad_family_options_exit_2_before_writing(tmp_path: Path, args: list[str], message: str) -> None:

@@ -6,6 +6,7 @@ written with :mod:`pconv_kit.io` (default file convention: white = hole).
 
 from pconv_kit.masks.augment import MaskAugment, MaskFolder, augment_mask, fit_mask
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
+from pconv_kit.masks.sets import MaskSetOptions, paint_holes, write_mask_set
 from pconv_kit.masks.generator import (
     FAMILIES,
     FAMILY_UNIT_COUNTS,
@@ -38,4 +39,7 @@ __all__ = [
     "fit_mask",
     "fit_mask_to_image",
     "mask_stem",
+    "MaskSetOptions",
+    "paint_holes",
+    "write_mask_set",
 ]

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pconv_kit.errors import PConvKitError
-from pconv_kit.io import list_images, read_image, write_image, write_mask
-from pconv_kit.masks import FAMILY_UNIT_COUNTS, MASK_KINDS, MIXED_WEIGHTS, MaskGenerator, parse_weights
-from pconv_kit.masks.generator import MIN_MASK_SIDE as MIN_SIDE
-from pconv_kit.masks.generator import seeded_rng
+from pconv_kit.masks import FAMILY_UNIT_COUNTS, MASK_KINDS, MIXED_WEIGHTS, parse_weights
+from pconv_kit.masks.sets import DEFAULT_SIZE, MaskSetOptions, write_mask_set
 from pconv_kit_cli import options
-from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, CommandError, library_errors
+from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, library_errors
 
 EPILOG = """\b
 Examples:
@@ -41,34 +35,6 @@ Examples:
   # also write each photo with its holes painted white
   pconv-kit masks --images photos/ --out masks/ --masked-out masked/
 """
-
-
-def _prepare_folder(path: Path, option: str) -> None:
-    """Create ``path`` if needed and check that files can be written there (one-line errors)."""
-    if path.exists() and not path.is_dir():
-        raise CommandError(f"{option} {path} exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CommandError(f"cannot create {option} folder {path}: {exc.strerror or exc}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise CommandError(f"{option} folder {path} is not writable")
-
-
-def _describe(exc: BaseException, path: Path) -> str:
-    """One-line description of a failure on ``path`` (library messages already name the file)."""
-    if isinstance(exc, PConvKitError):
-        return str(exc)
-    return f"{path}: {getattr(exc, 'strerror', None) or exc}"
-
-
-def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Paint the holes of ``valid`` (the image's size) white; alpha is kept."""
-    white = 1.0 if image.dtype.kind == "f" else np.iinfo(image.dtype).max
-    out = image.copy()
-    colour = 3 if image.shape[2] == 4 else image.shape[2]
-    out[valid < 0.5, :colour] = white
-    return out
 
 
 @click.command("masks", epilog=EPILOG)
@@ -101,7 +67,8 @@ def _apply_mask(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 )
 @click.option(
     "--size", nargs=2, type=int, default=None, metavar="H W",
-    help="Mask height and width in pixels. [default: 512 512; with --images, each image's size]",
+    help=f"Mask height and width in pixels. [default: {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]}; with --images, each "
+    "image's size]",
 )
 @click.option(
     "--hole-ratio", nargs=2, type=float, default=None, metavar="LO HI",
@@ -150,159 +117,39 @@ def masks(
     after it. Files are 8-bit black/white PNGs; with the default --mask-convention hole-white, WHITE = HOLE
     (valid-white: white = kept pixel). Existing files are never replaced without --overwrite.
     """
-    if num is not None and num < 0:
-        raise CommandError(f"--num must be >= 0; got {num}")
-    if (min_units is not None and min_units < 0) or (max_units is not None and max_units < 0):
-        raise CommandError(f"--min-units and --max-units must be >= 0; got {min_units} and {max_units}")
-    if min_units is not None and max_units is not None and min_units > max_units:
-        raise CommandError(f"--min-units ({min_units}) must be <= --max-units ({max_units})")
-    if kind == "mixed" and (min_units is not None or max_units is not None):
-        raise CommandError("--kind mixed uses each family's own unit counts; drop --min-units/--max-units")
-    if weights is not None and kind != "mixed":
-        raise CommandError(f"--weights applies to --kind mixed only; got --kind {kind}")
-    if size is not None and (size[0] < MIN_SIDE or size[1] < MIN_SIDE):
-        raise CommandError(
-            f"--size H W must be at least {MIN_SIDE} {MIN_SIDE} (smaller masks have no room for holes beside known "
-            f"pixels); got {size[0]} {size[1]}"
-        )
-    if hole_ratio is not None:
-        lo, hi = hole_ratio
-        if not (0.0 <= lo <= hi <= 1.0):
-            raise CommandError(f"--hole-ratio LO HI must satisfy 0 <= LO <= HI <= 1; got {lo:g} {hi:g}")
-    if images is None:
-        if masked_out is not None:
-            raise CommandError("--masked-out needs --images (the images to paint the masks on)")
-        if num is None:
-            raise CommandError("give --num N (how many masks to write), or --images DIR (one mask per image)")
-    elif num is not None:
-        raise CommandError("--images writes one mask per image, named after it; drop --num")
-    elif size is not None:
-        raise CommandError("--images makes each mask the size of its image; drop --size")
-    with library_errors():
-        parsed_weights = None if weights is None else parse_weights(weights)
-
-    def generator(height: int, width: int) -> MaskGenerator:
-        return MaskGenerator(
-            height, width, min_units=min_units, max_units=max_units, hole_ratio=hole_ratio, seed=seed,
-            unit_scale=unit_scale, kind=kind, weights=parsed_weights,
-        )
-
-    if images is None:
-        assert num is not None
-        _numbered(num, out, size or (512, 512), generator, mask_convention, overwrite, quiet)
-    else:
-        _per_image(images, out, masked_out, generator, seed, mask_convention, overwrite, quiet)
-
-
-def _check_free(paths: list[Path], overwrite: bool) -> None:
-    if not overwrite:
-        existing = [p for p in paths if p.exists()]
-        if existing:
-            raise CommandError(
-                f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; use --overwrite to replace them"
-            )
-
-
-def _progress(quiet: bool) -> tuple[Progress, Console]:
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, disable=quiet or not console.is_terminal,
     )
-    return progress, console
+    task = progress.add_task("masks", total=None)
 
+    def on_progress(n: int) -> None:
+        if progress.tasks[task].total is None:
+            progress.update(task, total=n)
+        else:
+            progress.advance(task, n)
 
-def _polarity(mask_convention: str) -> str:
-    return f"{mask_convention}: {'white = hole' if mask_convention == 'hole-white' else 'white = valid'}"
+    def on_failure(line: str) -> None:
+        progress.console.print(f"Error: {line}", markup=False, highlight=False)
 
-
-def _numbered(
-    num: int,
-    out: Path,
-    size: tuple[int, int],
-    generator: Callable[[int, int], MaskGenerator],
-    mask_convention: str,
-    overwrite: bool,
-    quiet: bool,
-) -> None:
-    """``num`` masks of ``size`` as ``OUT/mask_00000.png`` ..."""
     with library_errors():
-        gen = generator(*size)
-    digits = max(5, len(str(max(num - 1, 0))))
-    mask_paths = [out / f"mask_{i:0{digits}d}.png" for i in range(num)]
-    _check_free(mask_paths, overwrite)
-    with library_errors():  # an infeasible --hole-ratio fails here, before any folder or file is made
-        first = gen() if num else None
-    _prepare_folder(out, "--out")
-    progress, _ = _progress(quiet)
-    with progress:
-        task = progress.add_task("masks", total=num)
-        for i, path in enumerate(mask_paths):
-            with library_errors():
-                mask = first if i == 0 and first is not None else gen()
-            try:
-                write_mask(path, mask, mask_convention, overwrite=overwrite)
-            except (OSError, PConvKitError) as exc:
-                raise CommandError(f"cannot write mask {_describe(exc, path)}") from None
-            progress.advance(task)
-    click.echo(f"Wrote {num} mask(s) to {out} ({_polarity(mask_convention)}).")
-
-
-def _per_image(
-    images: Path,
-    out: Path,
-    masked_out: Path | None,
-    generator: Callable[[int, int], MaskGenerator],
-    seed: int | None,
-    mask_convention: str,
-    overwrite: bool,
-    quiet: bool,
-) -> None:
-    """One mask per image of ``images``, at its size, as ``OUT/<stem>.png`` (and the masked image)."""
-    with library_errors():
-        image_paths = list_images(images)
-    if not image_paths:
-        raise CommandError(f"no images found in {images}")
-    for folder, option in ((out, "--out"), (masked_out, "--masked-out")):
-        if folder is not None and folder.resolve() == images.resolve():
-            raise CommandError(f"{option} must be a different folder from --images")
-    if masked_out is not None and masked_out.resolve() == out.resolve():
-        raise CommandError("--masked-out must be a different folder from --out")
-    stems: dict[str, Path] = {}
-    for path in image_paths:
-        if path.stem in stems:
-            raise CommandError(
-                f"{stems[path.stem].name} and {path.name} would both get the mask {path.stem}.png; rename one"
+        spec = MaskSetOptions(
+            kind=kind, weights=None if weights is None else parse_weights(weights), min_units=min_units,
+            max_units=max_units, hole_ratio=hole_ratio, unit_scale=unit_scale, seed=seed,
+        )
+        with progress:
+            report = write_mask_set(
+                out, num=num, size=size, images=images, masked_out=masked_out, options=spec,
+                mask_convention=mask_convention, overwrite=overwrite, on_progress=on_progress, on_failure=on_failure,
             )
-        stems[path.stem] = path
-    mask_paths = [out / f"{path.stem}.png" for path in image_paths]
-    masked_paths = [masked_out / path.name for path in image_paths] if masked_out is not None else []
-    _check_free(mask_paths + masked_paths, overwrite)
-    with library_errors():  # bad generator settings fail here, before any folder or file is made
-        generator(64, 64)
-    _prepare_folder(out, "--out")
+    polarity = f"{mask_convention}: {'white = hole' if mask_convention == 'hole-white' else 'white = valid'}"
+    if images is None:
+        click.echo(f"Wrote {len(report.masks)} mask(s) to {out} ({polarity}).")
+        return
+    click.echo(f"Wrote {len(report.masks)} mask(s) to {out}, one per image of {images}, named after it ({polarity}).")
     if masked_out is not None:
-        _prepare_folder(masked_out, "--masked-out")
-    rng = seeded_rng(seed)
-    failures: list[str] = []
-    progress, console = _progress(quiet)
-    with progress:
-        task = progress.add_task("masks", total=len(image_paths))
-        for k, (path, mask_path) in enumerate(zip(image_paths, mask_paths)):
-            try:
-                image = read_image(path)
-                mask = generator(*image.shape[:2])(rng)
-                write_mask(mask_path, mask, mask_convention, overwrite=overwrite)
-                if masked_out is not None:
-                    write_image(masked_paths[k], _apply_mask(image, mask), overwrite=overwrite)
-            except (OSError, PConvKitError) as exc:
-                failures.append(_describe(exc, path))
-                console.print(f"Error: {failures[-1]}", markup=False, highlight=False)
-            progress.advance(task)
-    done = len(image_paths) - len(failures)
-    click.echo(f"Wrote {done} mask(s) to {out}, one per image of {images}, named after it ({_polarity(mask_convention)}).")
-    if masked_out is not None:
-        click.echo(f"Wrote {done} masked image(s) to {masked_out} (holes painted white).")
-    if failures:
-        click.echo(f"{len(failures)} of {len(image_paths)} image(s) failed.", err=True)
+        click.echo(f"Wrote {len(report.painted)} masked image(s) to {masked_out} (holes painted white).")
+    if report.failures:
+        click.echo(f"{len(report.failures)} of {report.total} image(s) failed.", err=True)
         click.get_current_context().exit(EXIT_PARTIAL_FAILURE)
