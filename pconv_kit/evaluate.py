@@ -325,6 +325,64 @@ class EvalReport:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
+def _usable_baselines(baselines: Sequence[str], patch_size: int) -> tuple[list[str], dict[str, str]]:
+    """The baselines that can run here, and why the others are left out (PatchMatch without its package)."""
+    unknown = [b for b in baselines if b not in ALL_BASELINES]
+    if unknown:
+        raise InputValueError(f"unknown baseline(s) {unknown}; choose from {list(ALL_BASELINES)}", param="baselines")
+    skipped = {}
+    if "patchmatch" in baselines:
+        _check_patch_size(patch_size)
+        if not patchmatch_available():
+            skipped["patchmatch"] = PATCHMATCH_MISSING
+            baselines = [b for b in baselines if b != "patchmatch"]
+    return list(baselines), skipped
+
+
+def _find_pairs(
+    images_dir: Path, masks_dir: Path, recursive: bool, pairing: str
+) -> tuple[list[tuple[Path, Path]], list[Path], str]:
+    """``(pairs, images without a mask, the pairing used)`` of two folders."""
+    images = list_images(images_dir, recursive=recursive)
+    masks = list_images(masks_dir, recursive=recursive)
+    if not images:
+        raise InputValueError(f"no images found in {images_dir}", param="images_dir")
+    if not masks:
+        raise InputValueError(f"no masks found in {masks_dir}", param="masks_dir")
+    return pair_files(images, masks, pairing)
+
+
+def _score_pair(
+    pair: PairResult, image_path: Path, mask_path: Path, mask_convention: str, inpainter: Inpainter,
+    baselines: Sequence[str], radius: float, patch_size: int,
+) -> PairResult:
+    """Fill one pair with the model and every baseline; scores, hole ratio, family and seconds into ``pair``."""
+    image = read_image(image_path)
+    h, w = image.shape[:2]
+    # the rule of pconv-kit fill: same aspect ratio, or a failure
+    valid = fit_mask_to_image(read_mask(mask_path, mask_convention) > 0.5, h, w)[0]
+    ratio = float(1.0 - valid.mean())
+    if ratio == 0.0:
+        raise InputValueError("the mask has no hole")
+    color = image[..., :3] if image.shape[2] == 4 else image
+    original = to_float(color)
+    started = time.perf_counter()
+    filled = to_float(inpainter(np.ascontiguousarray(color), valid))
+    pair.seconds = {MODEL_METHOD: time.perf_counter() - started}
+    pair.metrics[MODEL_METHOD] = score(filled, original)
+    for method in baselines:
+        started = time.perf_counter()
+        if method == "patchmatch":
+            composite = patchmatch_inpaint(color, valid, patch_size)
+        else:
+            composite = opencv_inpaint(color, valid, method, radius)
+        pair.seconds[method] = time.perf_counter() - started
+        pair.metrics[method] = score(composite, original)
+    parts = Path(pair.mask).parts
+    pair.hole_ratio, pair.bin, pair.family = round(ratio, 6), bin_label(ratio), parts[0] if len(parts) > 1 else None
+    return pair
+
+
 def evaluate_folder(
     images_dir: str | os.PathLike[str],
     masks_dir: str | os.PathLike[str],
@@ -367,27 +425,11 @@ def evaluate_folder(
     Raises:
         InputValueError: bad folders or options, or no pair at all.
     """
-    unknown = [b for b in baselines if b not in ALL_BASELINES]
-    if unknown:
-        raise InputValueError(f"unknown baseline(s) {unknown}; choose from {list(ALL_BASELINES)}")
-    skipped = {}
-    if "patchmatch" in baselines:
-        _check_patch_size(patch_size)
-        if not patchmatch_available():
-            skipped["patchmatch"] = PATCHMATCH_MISSING
-            baselines = [b for b in baselines if b != "patchmatch"]
+    baselines, skipped = _usable_baselines(baselines, patch_size)
     if limit is not None and limit < 1:
-        raise InputValueError(f"limit must be >= 1; got {limit}")
+        raise InputValueError(f"limit must be >= 1; got {limit}", param="limit")
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-    images = list_images(images_dir, recursive=recursive)
-    masks = list_images(masks_dir, recursive=recursive)
-    if not images:
-        raise InputValueError(f"no images found in {images_dir}")
-    if not masks:
-        raise InputValueError(f"no masks found in {masks_dir}")
-    pairs, unmatched, used = pair_files(images, masks, pairing)
-    if limit is not None:
-        pairs = pairs[:limit]
+    pairs, unmatched, used = _find_pairs(images_dir, masks_dir, recursive, pairing)
     inpainter = (
         model
         if isinstance(model, Inpainter)
@@ -395,41 +437,17 @@ def evaluate_folder(
     )
     methods = [MODEL_METHOD, *baselines]
     results: list[PairResult] = []
-    failures = []
-    for path in unmatched:
-        failures.append({"image": path.relative_to(images_dir).as_posix(), "reason": "no mask with this stem"})
-        if on_pair is not None:
-            on_pair(failures[-1]["image"], failures[-1]["reason"])
-    for image_path, mask_path in pairs:
+    failures = [{"image": p.relative_to(images_dir).as_posix(), "reason": "no mask with this stem"} for p in unmatched]
+    if on_pair is not None:
+        for row in failures:
+            on_pair(row["image"], row["reason"])
+    for image_path, mask_path in pairs[:limit]:
         name = image_path.relative_to(images_dir).as_posix()
+        reason = None
         try:
-            image = read_image(image_path)
-            valid = read_mask(mask_path, mask_convention) > 0.5
-            h, w = image.shape[:2]
-            valid = fit_mask_to_image(valid, h, w)[0]  # the rule of pconv-kit fill: same aspect ratio, or a failure
-            ratio = float(1.0 - valid.mean())
-            if ratio == 0.0:
-                raise InputValueError("the mask has no hole")
-            color = image[..., :3] if image.shape[2] == 4 else image
-            original = to_float(color)
-            started = time.perf_counter()
-            filled = to_float(inpainter(np.ascontiguousarray(color), valid))
-            seconds = {MODEL_METHOD: time.perf_counter() - started}
-            mask_rel = mask_path.relative_to(masks_dir)
-            family = mask_rel.parts[0] if len(mask_rel.parts) > 1 else None
-            pair = PairResult(name, mask_rel.as_posix(), round(ratio, 6), bin_label(ratio), family=family)
-            pair.metrics[MODEL_METHOD] = score(filled, original)
-            for method in baselines:
-                started = time.perf_counter()
-                if method == "patchmatch":
-                    composite = patchmatch_inpaint(color, valid, patch_size)
-                else:
-                    composite = opencv_inpaint(color, valid, method, radius)
-                seconds[method] = time.perf_counter() - started
-                pair.metrics[method] = score(composite, original)
-            pair.seconds = seconds
-            results.append(pair)
-            reason = None
+            pair = PairResult(name, mask_path.relative_to(masks_dir).as_posix(), 0.0, "")
+            results.append(_score_pair(pair, image_path, mask_path, mask_convention, inpainter, baselines,
+                                       radius, patch_size))
         except (PConvKitError, OSError, ValueError, cv2.error) as exc:
             reason = str(exc)
             failures.append({"image": name, "reason": reason})
