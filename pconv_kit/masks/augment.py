@@ -32,6 +32,7 @@ import numpy as np
 
 from pconv_kit.errors import InputValueError
 from pconv_kit.io import IMAGE_EXTENSIONS, MASK_CONVENTIONS, list_images, read_mask
+from pconv_kit.masks.files import resize_nearest
 from pconv_kit.masks.generator import seeded_rng
 
 __all__ = ["MaskAugment", "augment_mask", "fit_mask", "MaskFolder"]
@@ -51,12 +52,6 @@ def _hole_map(valid_mask: np.ndarray, name: str = "valid_mask") -> np.ndarray:
     if mask.ndim != 2 or mask.shape[0] == 0 or mask.shape[1] == 0:
         raise InputValueError(f"{name} must be a non-empty (H, W) array (1 = valid, 0 = hole); got shape {mask.shape}")
     return (mask < 0.5).astype(np.uint8)
-
-
-def _resize_nearest(hole: np.ndarray, height: int, width: int) -> np.ndarray:
-    if hole.shape == (height, width):
-        return hole
-    return cv2.resize(hole, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def _max_window(src_h: int, src_w: int, height: int, width: int) -> tuple[float, float]:
@@ -88,7 +83,7 @@ def fit_mask(valid_mask: np.ndarray, height: int, width: int) -> np.ndarray:
     win_h, win_w = _max_window(src_h, src_w, height, width)
     ch, cw = min(src_h, max(1, round(win_h))), min(src_w, max(1, round(win_w)))
     y0, x0 = (src_h - ch) // 2, (src_w - cw) // 2
-    hole = _resize_nearest(hole[y0 : y0 + ch, x0 : x0 + cw], height, width)
+    hole = resize_nearest(hole[y0 : y0 + ch, x0 : x0 + cw], height, width)
     return np.subtract(1.0, hole, dtype=np.float32)
 
 
@@ -174,7 +169,7 @@ def augment_mask(
     cw = min(src_w, max(1, round(win_w * scale)))
     y0 = min(int(u[4] * (src_h - ch + 1)), src_h - ch)
     x0 = min(int(u[5] * (src_w - cw + 1)), src_w - cw)
-    hole = _resize_nearest(hole[y0 : y0 + ch, x0 : x0 + cw], height, width)
+    hole = resize_nearest(hole[y0 : y0 + ch, x0 : x0 + cw], height, width)
 
     # 4. dilation of the holes (in output pixels)
     max_radius = int(round(max_dilation * math.sqrt(height * width)))

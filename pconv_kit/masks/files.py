@@ -24,7 +24,9 @@ import numpy as np
 from pconv_kit.errors import InputValueError
 from pconv_kit.io import list_images, read_mask
 
-__all__ = ["MASK_TAGS", "ASPECT_TOLERANCE", "MaskIndex", "find_mask", "fit_mask_to_image", "mask_stem"]
+__all__ = [
+    "MASK_TAGS", "ASPECT_TOLERANCE", "MaskIndex", "find_mask", "fit_mask_to_image", "mask_stem", "resize_nearest",
+]
 
 MASK_TAGS: tuple[str, ...] = ("_mask", ".mask")
 """Suffixes of a mask file's stem that name the image it belongs to (``a_mask.png`` and ``a.mask.png`` -> ``a``)."""
@@ -74,8 +76,24 @@ def fit_mask_to_image(valid: np.ndarray, height: int, width: int) -> tuple[np.nd
             f"size mismatch: the mask is {mw}x{mh} but the image is {width}x{height} (width x height) with "
             "a different aspect ratio"
         )
-    resized = cv2.resize(valid.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    resized = resize_nearest(valid.astype(np.uint8), height, width)
     return resized.astype(valid.dtype), [f"mask resized from {mw}x{mh} to {width}x{height} (nearest neighbour)"]
+
+
+def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``mask`` ``(h, w)`` resized to ``(height, width)`` by nearest neighbour, so a binary mask stays binary.
+
+    The one resize of masks in pconv-kit (fitting a mask file to its image, fitting a training mask to a crop):
+    each output pixel takes the input pixel under its centre (OpenCV's ``INTER_NEAREST_EXACT``, which unlike
+    ``INTER_NEAREST`` does not shift the mask by half a pixel).
+
+    Example:
+        >>> resize_nearest(np.array([[0, 1], [1, 1]], np.uint8), 4, 4).tolist()
+        [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
+    """
+    if mask.shape == (height, width):
+        return mask
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 class MaskIndex:
