@@ -59,9 +59,8 @@ __all__ = [
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 NO_DEFAULT_MESSAGE = (
-    "no default model is registered (the built-in one was unregistered); pass weights explicitly: model=PATH in Python or "
-    "--model PATH on the command line, where PATH is a .safetensors file or a run directory written by "
-    "`pconv-kit train`"
+    "no default model is registered (the built-in one was unregistered); pass weights explicitly as model: a "
+    ".safetensors file or a run directory written by `pconv-kit train`"
 )
 
 
@@ -266,7 +265,7 @@ def resolve_model_path(name_or_path: str | os.PathLike[str] | None) -> Path:
     if name_or_path is None:
         name = default_model_name()
         if name is None:
-            raise WeightsNotFoundError(NO_DEFAULT_MESSAGE)
+            raise WeightsNotFoundError(NO_DEFAULT_MESSAGE, param="model")
         return _entry_path(model_info(name))
     if isinstance(name_or_path, str):
         with _LOCK:

@@ -229,3 +229,12 @@ def test_ctrl_c_exits_130_with_counts_and_a_rerun_resumes(tmp_path: Path) -> Non
     again = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(list(out.glob("*.png"))) == count and f"output exists ({len(written)})" in again.stdout
+
+
+def test_a_library_error_gets_the_flag_of_its_parameter(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pconv_kit.registry as registry
+
+    monkeypatch.setattr(registry, "_DEFAULT", None)  # no default model: the error names the parameter `model`
+    result = invoke("fill", workspace / "in", workspace / "out", "--mask", workspace / "mask.png", "--device", "cpu")
+    assert result.exit_code == 2
+    assert "pass weights explicitly as model" in result.output and "(--model)" in result.output
