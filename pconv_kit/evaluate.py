@@ -62,6 +62,7 @@ __all__ = [
     "patchmatch_available",
     "patchmatch_inpaint",
     "PSNR_CAP",
+    "PAIRINGS",
     "MODEL_METHOD",
     "bin_label",
     "score",
@@ -209,6 +210,9 @@ def patchmatch_inpaint(image: np.ndarray, valid: np.ndarray, patch_size: int = 3
 
 # ---------------------------------------------------------------------------------------------- pairing
 
+PAIRINGS = ("auto", "stem", "order")
+"""Accepted values of ``pairing``: by file stem, by sorted order, or ``"auto"`` (stems when any match)."""
+
 
 def pair_files(
     images: Sequence[Path], masks: Sequence[Path], pairing: str = "auto"
@@ -222,8 +226,8 @@ def pair_files(
     Returns:
         ``(pairs, unmatched_images, pairing_used)``.
     """
-    if pairing not in ("auto", "stem", "order"):
-        raise InputValueError(f"pairing must be 'auto', 'stem' or 'order'; got {pairing!r}")
+    if pairing not in PAIRINGS:
+        raise InputValueError(f"pairing must be one of {PAIRINGS}; got {pairing!r}", param="pairing")
     by_stem: dict[str, Path] = {}
     for mask in sorted(masks):
         by_stem.setdefault(mask_stem(mask), mask)

@@ -10,9 +10,15 @@ Use them as decorators::
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
-from pconv_kit.conventions import DEFAULT_MASK_FILE_CONVENTION, MASK_FILE_CONVENTIONS
+from pconv_kit.conventions import DEFAULT_DEVICE, DEFAULT_MASK_FILE_CONVENTION, DEVICE_CHOICES, MASK_FILE_CONVENTIONS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 MASK_CONVENTION_HELP = (
     "How mask files encode holes. 'hole-white' (default, like OpenCV, LaMa and IOPaint): non-zero/white "
@@ -37,8 +43,8 @@ seed = click.option(
 
 device = click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
+    type=click.Choice(DEVICE_CHOICES),
+    default=DEFAULT_DEVICE,
     show_default=True,
     help="Where to run the model: 'auto' picks CUDA when available, else the CPU.",
 )
@@ -54,29 +60,40 @@ model = click.option(
     "model name (list them with `pconv-kit models`). Default: the built-in model pconv-photos-small.",
 )
 
-batch_size = click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Images of the same size filled in one model call.",
-)
+def library_defaults(func: Callable[..., Any]) -> dict[str, Any]:
+    """The default of every parameter of a library function, so a command shows and uses the library's own.
 
-workers = click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
-    help="Background threads for reading (decoding) and, as many again, for writing (encoding) images.",
-)
+    Example:
+        >>> library_defaults(lambda a, b=2, *, c="x": None)
+        {'b': 2, 'c': 'x'}
+    """
+    return {
+        name: p.default for name, p in inspect.signature(func).parameters.items() if p.default is not inspect.Parameter.empty
+    }
 
-tta = click.option(
-    "--tta",
-    type=click.Choice(["1", "2", "4"]),
-    default="1",
-    show_default=True,
-    callback=lambda _ctx, _param, value: int(value),
-    help="Test-time augmentation: fill this many flipped copies of each image and average them (1: off; 2: "
-    "also the left-right mirror; 4: also the upside-down copies). Slightly better fills for 2 or 4 times the "
-    "model time.",
-)
+
+def batch_size(default: int) -> Callable[[F], F]:
+    """``--batch-size`` with the library's default."""
+    return click.option(
+        "--batch-size", type=click.IntRange(min=1), default=default, show_default=True,
+        help="Images of the same size filled in one model call.",
+    )
+
+
+def workers(default: int) -> Callable[[F], F]:
+    """``--workers`` with the library's default."""
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=default, show_default=True,
+        help="Background threads for reading (decoding) and, as many again, for writing (encoding) images.",
+    )
+
+
+def tta(choices: tuple[int, ...], default: int) -> Callable[[F], F]:
+    """``--tta`` with the library's choices and default."""
+    return click.option(
+        "--tta", type=click.Choice([str(c) for c in choices]), default=str(default), show_default=True,
+        callback=lambda _ctx, _param, value: int(value),
+        help="Test-time augmentation: fill this many flipped copies of each image and average them (1: off; 2: "
+        "also the left-right mirror; 4: also the upside-down copies). Slightly better fills for 2 or 4 times the "
+        "model time.",
+    )

@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pconv_kit.evaluate import ALL_BASELINES, EvalReport, evaluate_folder
+from pconv_kit.evaluate import ALL_BASELINES, PAIRINGS, EvalReport, evaluate_folder
+from pconv_kit.inpaint import TTA_CHOICES
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, library_errors
 
@@ -69,25 +70,28 @@ def _table(report: EvalReport, family: str | None = None) -> Table:
     return table
 
 
+DEFAULTS = options.library_defaults(evaluate_folder)
+
+
 @click.command("eval", epilog=EPILOG)
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("masks_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @options.model
 @options.mask_convention
-@click.option("--baselines", default="telea,ns", show_default=True, callback=_baselines,
+@click.option("--baselines", default=",".join(DEFAULTS["baselines"]), show_default=True, callback=_baselines,
               help="Comma-separated baselines run on the same pairs: telea and ns (cv2.inpaint), patchmatch (the "
               "optional pypatchmatch package: pip install \"pconv-kit[patchmatch]\"; skipped with one line "
               "when it is missing), or 'none'.")
-@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS["radius"], show_default=True,
               help="Inpainting radius of the OpenCV baselines.")
-@click.option("--patch-size", type=click.IntRange(min=3), default=3, show_default=True,
+@click.option("--patch-size", type=click.IntRange(min=3), default=DEFAULTS["patch_size"], show_default=True,
               help="Patch side of the PatchMatch baseline (odd).")
-@click.option("--pairing", type=click.Choice(["auto", "stem", "order"]), default="auto", show_default=True,
+@click.option("--pairing", type=click.Choice(PAIRINGS), default=DEFAULTS["pairing"], show_default=True,
               help="How masks are matched to images: by file stem, or by sorted order (mask i mod M); 'auto' "
               "uses stems when any match.")
 @click.option("--recursive", "-r", is_flag=True, help="Search sub-folders of both folders.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score at most this many pairs.")
-@options.tta
+@options.tta(TTA_CHOICES, DEFAULTS["tta"])
 @options.device
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the table, every pair's scores and the failures as JSON.")

@@ -26,7 +26,6 @@ from rich.text import Text
 
 from pconv_kit import errors as lib_errors
 from pconv_kit.fill import (
-    DEFAULT_MAX_PIXELS,
     FORMATS,
     FileResult,
     FillReport,
@@ -35,9 +34,11 @@ from pconv_kit.fill import (
     parse_shard,
     shard_from_env,
 )
-from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, STRATEGIES
+from pconv_kit.inpaint import STRATEGIES, TTA_CHOICES
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_FAILURE, library_errors
+
+DEFAULTS = options.library_defaults(fill_folder)
 
 EPILOG = """\b
 Examples:
@@ -170,25 +171,25 @@ def _summary(report: FillReport) -> Group:
               help="One mask file used for every image (resized if the size differs, same aspect ratio).")
 @options.model
 @options.mask_convention
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=DEFAULTS["strategy"], show_default=True,
               help="How to fill large images: 'full' (whole image), 'crop' (boxes around the holes plus "
               "context), 'resize' (downscale, fill, upscale; holes only); 'auto' = full up to "
               "--max-full-pixels, else crop.")
-@click.option("--max-full-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_FULL_PIXELS, show_default=True,
+@click.option("--max-full-pixels", type=click.IntRange(min=1), default=DEFAULTS["max_full_pixels"], show_default=True,
               help="Largest image (in pixels) that 'auto' fills whole; the size 'resize' scales down to.")
-@click.option("--max-pixels", type=click.IntRange(min=0), default=DEFAULT_MAX_PIXELS, show_default=True,
+@click.option("--max-pixels", type=click.IntRange(min=0), default=DEFAULTS["max_pixels"], show_default=True,
               help="Images with more pixels (width x height, read from the file header) fail without being "
               "decoded, so one huge file cannot exhaust the memory; 0 = no limit.")
-@options.tta
+@options.tta(TTA_CHOICES, DEFAULTS["tta"])
 @options.device
-@options.batch_size
-@options.workers
+@options.batch_size(DEFAULTS["batch_size"])
+@options.workers(DEFAULTS["workers"])
 @click.option("--recursive", "-r", is_flag=True, help="Also fill sub-folders; outputs mirror the relative paths.")
 @click.option("--overwrite", is_flag=True,
               help="Replace existing outputs (default: skip them, which resumes an interrupted run).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="keep", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULTS["fmt"], show_default=True,
               help="Output format; 'keep' keeps each input's format and bit depth.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+@click.option("--quality", type=click.IntRange(1, 100), default=DEFAULTS["quality"], show_default=True,
               help="JPEG/WebP quality of re-encoded outputs.")
 @click.option("--concat", is_flag=True, help="Also write input|mask|result strips to OUT_DIR/concat/ for review.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -10,6 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pconv_kit.masks import FAMILY_UNIT_COUNTS, MASK_KINDS, MIXED_WEIGHTS, parse_weights
 from pconv_kit.masks.sets import DEFAULT_SIZE, MaskSetOptions, write_mask_set
+
+DEFAULTS = MaskSetOptions()
 from pconv_kit_cli import options
 from pconv_kit_cli.errors import EXIT_PARTIAL_FAILURE, library_errors
 
@@ -42,7 +44,7 @@ Examples:
               help="Number of mask files to write (mask_00000.png, ...). Not with --images, which writes one mask "
               "per image.")
 @click.option(
-    "--kind", type=click.Choice(MASK_KINDS), default="units", show_default=True,
+    "--kind", type=click.Choice(MASK_KINDS), default=DEFAULTS.kind, show_default=True,
     help="Mask family: units (lines, circles, ellipse arcs, rectangles), wide (thick brush strokes), boxes, "
     "blobs (object-shaped regions), thin (scratches), or mixed (each mask drawn by one family, see --weights).",
 )
@@ -75,7 +77,7 @@ Examples:
     help="Every mask's fraction of hole pixels lies in [LO, HI], e.g. 0.1 0.2.",
 )
 @click.option(
-    "--unit-scale", type=float, default=1.0, show_default=True,
+    "--unit-scale", type=float, default=DEFAULTS.unit_scale, show_default=True,
     help="Multiplies the size and thickness of every unit.",
 )
 @options.seed
