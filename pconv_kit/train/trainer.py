@@ -395,8 +395,9 @@ def evaluate(
         autocast: optional autocast context for the forward passes.
 
     Returns:
-        ``(metrics, output)``: ``metrics`` has ``psnr`` (dB, mean over images, capped at 100), ``ssim``
-        (kornia, 11x11 Gaussian window) of the clamped composite, and ``hole_l1`` (mean absolute error per
+        ``(metrics, output)``: ``metrics`` has ``psnr`` (dB, mean over images, each capped at 100) and ``ssim``
+        (kornia, 11x11 Gaussian window) of the clamped composite, both from
+        :func:`pconv_kit.evaluate.psnr_ssim`, and ``hole_l1`` (mean absolute error per
         hole pixel and channel); ``output`` is the raw network output ``(N, 3, H, W)`` in float32.
 
     Example:
@@ -407,7 +408,7 @@ def evaluate(
         >>> sorted(metrics), out.shape
         (['hole_l1', 'psnr', 'ssim'], torch.Size([2, 3, 32, 32]))
     """
-    import kornia
+    from pconv_kit.evaluate import psnr_ssim
 
     was_training = model.training
     model.eval()
@@ -423,11 +424,10 @@ def evaluate(
     output = torch.cat(outs)
     masks = masks.to(output.dtype)
     comp = (masks * images + (1 - masks) * output).clamp(0, 1)
-    psnr = [min(100.0, float(kornia.metrics.psnr(comp[i : i + 1], images[i : i + 1], 1.0))) for i in range(len(comp))]
-    ssim = kornia.metrics.ssim(comp, images, 11).mean(dim=(1, 2, 3))
+    psnr, ssim = psnr_ssim(comp, images)
     holes = (1 - masks).expand_as(images)
     hole_l1 = float((holes * (output.clamp(0, 1) - images).abs()).sum() / holes.sum().clamp_min(1))
-    metrics = {"psnr": float(np.mean(psnr)), "ssim": float(ssim.mean()), "hole_l1": hole_l1}
+    metrics = {"psnr": float(np.mean(psnr.tolist())), "ssim": float(ssim.mean()), "hole_l1": hole_l1}
     return metrics, output
 
 
