@@ -182,7 +182,7 @@ def _check_resume_changes(saved: TrainConfig, cfg: TrainConfig) -> None:
     if changed:
         raise ConfigError(
             "a resumed run must keep the settings that define its maths; changed: " + ", ".join(changed)
-            + ". Start a new run instead (e.g. --init-weights OLD_RUN/last.safetensors)"
+            + ". Start a new run from its weights instead (init_weights = OLD_RUN/last.safetensors)"
         )
     if saved.finetune and not cfg.finetune:
         raise ConfigError("this run is in the fine-tuning stage (finetune = true); it cannot be switched off")
@@ -548,8 +548,7 @@ class _Trainer:
             reason = str(exc).splitlines()[0]
             self.warn(
                 f"perceptual and style terms off: no VGG16 ImageNet weights ({reason}); training with the pixel "
-                "terms only. Give vgg_weights (--vgg-weights PATH) to use them, or set perceptual (--perceptual / "
-                "--no-perceptual) to decide yourself"
+                "terms only. Give vgg_weights (a VGG16 weights file) to use them, or set perceptual to decide yourself"
             )
             return cfg.resolved(perceptual=False)
         return cfg
@@ -761,7 +760,7 @@ class _Trainer:
         self._setup_model(cfg, state)
         self._setup_data(cfg)
         if cfg.finetune and state is None and cfg.init_weights is None:
-            self.warn("fine-tuning a freshly initialised model; pass init_weights (--init-weights) to start from trained weights")
+            self.warn("fine-tuning a freshly initialised model; pass init_weights to start from trained weights")
         if state is not None:
             restore_rng_state(state["rng"])
             before = int(state.get("data", {}).get("train_files", len(self.split.train)))
@@ -1028,9 +1027,9 @@ def train(
         raise ConfigError(f"config must be a TrainConfig; got {type(config).__name__}")
     config.validate()
     if config.out is None:
-        raise ConfigError("out (the run directory, --out RUN_DIR) is required")
+        raise ConfigError("out (the run directory) is required")
     if config.images is None and not resume:
-        raise ConfigError("images (the folder of training photos, --images DIR) is required")
+        raise ConfigError("images (the folder of training photos) is required")
     ctx = setup(config.device)
     rep: Reporter
     if not ctx.is_main:
