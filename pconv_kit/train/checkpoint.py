@@ -23,13 +23,16 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from pconv_kit.errors import InputValueError
 from pconv_kit.utils.files import atomic_write
+
+if TYPE_CHECKING:
+    from pconv_kit.train.config import TrainConfig
 
 __all__ = [
     "CONFIG_FILE",
@@ -46,6 +49,7 @@ __all__ = [
     "save_training_state",
     "load_training_state",
     "state_dict_digest",
+    "weights_metadata",
     "run_files",
 ]
 
@@ -63,6 +67,24 @@ def run_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     """The files of ``run_dir`` that mark it as a training run (those that exist)."""
     run_dir = Path(run_dir)
     return [run_dir / n for n in (CONFIG_FILE, STATE_FILE, LAST_FILE, METRICS_FILE) if (run_dir / n).exists()]
+
+
+def weights_metadata(step: int, cfg: TrainConfig, val: dict[str, Any] | None = None) -> dict[str, str]:
+    """Metadata of ``last.safetensors`` / ``best.safetensors``: step, stage, seed and the validation metrics.
+
+    Example:
+        >>> from pconv_kit.train.config import TrainConfig
+        >>> weights_metadata(10, TrainConfig(seed=1), {"step": 10, "psnr": 21.123456789})
+        {'pconv_kit.step': '10', 'pconv_kit.stage': 'train', 'pconv_kit.seed': '1', 'pconv_kit.val_psnr': '21.1235'}
+    """
+    meta = {
+        "pconv_kit.step": str(step),
+        "pconv_kit.stage": "finetune" if cfg.finetune else "train",
+        "pconv_kit.seed": str(cfg.seed),
+    }
+    if val:
+        meta.update({f"pconv_kit.val_{k}": f"{v:.6g}" for k, v in val.items() if k in ("psnr", "ssim", "hole_l1")})
+    return meta
 
 
 def capture_rng_state() -> dict[str, Any]:

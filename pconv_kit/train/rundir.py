@@ -1,12 +1,15 @@
-"""The run directory: starting a run in it or resuming the one it holds, and its metrics log."""
+"""The run directory: starting a run in it or resuming the one it holds, its metrics log, and the summary of
+what a call of :func:`~pconv_kit.train.train` did (``summary.json``)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from pconv_kit.train.checkpoint import (
 from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig, load_config
 from pconv_kit.utils.files import atomic_write
 
-__all__ = ["resume_config", "check_resume_changes", "prepare_run_dir", "MetricsLog"]
+__all__ = ["resume_config", "check_resume_changes", "prepare_run_dir", "MetricsLog", "TrainSummary"]
 
 
 def resume_config(run_dir: str | os.PathLike[str], **changes: Any) -> TrainConfig:
@@ -166,3 +169,57 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=False) + "\n")
             fh.flush()
+
+
+@dataclass
+class TrainSummary:
+    """What :func:`train` did (also written to ``RUN_DIR/summary.json``).
+
+    Attributes:
+        run_dir: the run directory.
+        start_step: step the run started (or resumed) from.
+        final_step: last completed step.
+        steps: the configured number of steps.
+        elapsed_s: wall time of the training loop.
+        it_per_s: steps per second of the training loop (validation and checkpoints excluded).
+        images_per_s: ``it_per_s * batch_size``.
+        interrupted: stopped early by Ctrl-C / SIGTERM (a checkpoint was written).
+        last_checkpoint: ``last.safetensors`` (``None`` if no step was run).
+        best_checkpoint: ``best.safetensors`` (``None`` without validation).
+        best_psnr, best_step: best validation PSNR so far and its step.
+        train_metrics: the last metrics line.
+        val_metrics: the last validation line.
+        world_size: number of processes.
+        rank: this process's rank (0 in a single process).
+        weights_digest: SHA-256 of this process's final weights (see ``state_dict_digest``).
+        rank_digests: every rank's digest (all equal in a healthy distributed run).
+        skipped_files: unreadable files that were skipped.
+    """
+
+    run_dir: Path
+    start_step: int
+    final_step: int
+    steps: int
+    elapsed_s: float = 0.0
+    it_per_s: float = 0.0
+    images_per_s: float = 0.0
+    interrupted: bool = False
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    best_psnr: float | None = None
+    best_step: int | None = None
+    train_metrics: dict[str, Any] = field(default_factory=dict)
+    val_metrics: dict[str, Any] | None = None
+    world_size: int = 1
+    rank: int = 0
+    weights_digest: str = ""
+    rank_digests: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (paths as strings)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, Path):
+                out[k] = str(v)
+        return out

@@ -13,14 +13,9 @@ Under ``torchrun`` the same function trains with DistributedDataParallel; see :m
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import math
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +37,7 @@ from pconv_kit.train.checkpoint import (
     restore_rng_state,
     save_training_state,
     state_dict_digest,
+    weights_metadata,
 )
 from pconv_kit.train.config import TrainConfig
 from pconv_kit.train.data import (
@@ -56,106 +52,14 @@ from pconv_kit.train.data import (
 )
 from pconv_kit.train.display import Reporter, make_reporter
 from pconv_kit.train.distributed import DistContext, setup
-from pconv_kit.train.rundir import MetricsLog, prepare_run_dir, resume_config
+from pconv_kit.train.rundir import MetricsLog, TrainSummary, prepare_run_dir, resume_config
+from pconv_kit.train.runtime import cudnn_flags, stop_on_signals
 from pconv_kit.train.step import MetricWindow, train_step
 from pconv_kit.train.validation import Validation, evaluate, make_grid
 from pconv_kit.utils.files import atomic_write, write_json
 
-# evaluate, make_grid and resume_config live in .validation and .rundir; importable from here as before
+# TrainSummary, resume_config, evaluate and make_grid live in .rundir and .validation; importable from here as before
 __all__ = ["train", "resume_config", "TrainSummary", "evaluate", "make_grid"]
-
-
-@dataclass
-class TrainSummary:
-    """What :func:`train` did (also written to ``RUN_DIR/summary.json``).
-
-    Attributes:
-        run_dir: the run directory.
-        start_step: step the run started (or resumed) from.
-        final_step: last completed step.
-        steps: the configured number of steps.
-        elapsed_s: wall time of the training loop.
-        it_per_s: steps per second of the training loop (validation and checkpoints excluded).
-        images_per_s: ``it_per_s * batch_size``.
-        interrupted: stopped early by Ctrl-C / SIGTERM (a checkpoint was written).
-        last_checkpoint: ``last.safetensors`` (``None`` if no step was run).
-        best_checkpoint: ``best.safetensors`` (``None`` without validation).
-        best_psnr, best_step: best validation PSNR so far and its step.
-        train_metrics: the last metrics line.
-        val_metrics: the last validation line.
-        world_size: number of processes.
-        rank: this process's rank (0 in a single process).
-        weights_digest: SHA-256 of this process's final weights (see ``state_dict_digest``).
-        rank_digests: every rank's digest (all equal in a healthy distributed run).
-        skipped_files: unreadable files that were skipped.
-    """
-
-    run_dir: Path
-    start_step: int
-    final_step: int
-    steps: int
-    elapsed_s: float = 0.0
-    it_per_s: float = 0.0
-    images_per_s: float = 0.0
-    interrupted: bool = False
-    last_checkpoint: Path | None = None
-    best_checkpoint: Path | None = None
-    best_psnr: float | None = None
-    best_step: int | None = None
-    train_metrics: dict[str, Any] = field(default_factory=dict)
-    val_metrics: dict[str, Any] | None = None
-    world_size: int = 1
-    rank: int = 0
-    weights_digest: str = ""
-    rank_digests: list[str] = field(default_factory=list)
-    skipped_files: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (paths as strings)."""
-        out = dataclasses.asdict(self)
-        for k, v in out.items():
-            if isinstance(v, Path):
-                out[k] = str(v)
-        return out
-
-
-@contextlib.contextmanager
-def _stop_on_signals(enabled: bool) -> Iterator[threading.Event]:
-    """While active, SIGINT/SIGTERM set the yielded event (a second SIGINT raises KeyboardInterrupt)."""
-    event = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-    previous: dict[int, Any] = {}
-
-    def handler(signum: int, frame: Any) -> None:
-        if event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        event.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except (ValueError, OSError):  # pragma: no cover - not allowed here
-            pass
-    try:
-        yield event
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _cudnn_flags(device: torch.device, deterministic: bool) -> Iterator[None]:
-    """On CUDA, cuDNN autotuning (or determinism) while active; the previous flags are restored after."""
-    old_flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = old_flags
 
 
 class _Trainer:
@@ -312,19 +216,9 @@ class _Trainer:
         if record["best"]:
             from pconv_kit.models import save_model
 
-            save_model(model, self.run_dir / BEST_FILE, metadata=self._weights_metadata(step, record))
+            save_model(model, self.run_dir / BEST_FILE, metadata=weights_metadata(step, self.cfg, record))
         self.metrics_log.append(record)
         self.reporter.val_metrics(record)
-
-    def _weights_metadata(self, step: int, val: dict[str, Any] | None = None) -> dict[str, str]:
-        meta = {
-            "pconv_kit.step": str(step),
-            "pconv_kit.stage": "finetune" if self.cfg.finetune else "train",
-            "pconv_kit.seed": str(self.cfg.seed),
-        }
-        if val:
-            meta.update({f"pconv_kit.val_{k}": f"{v:.6g}" for k, v in val.items() if k in ("psnr", "ssim", "hole_l1")})
-        return meta
 
     def _link_best_as_last(self, step: int) -> bool:
         """At a step whose weights were just saved as the best, ``last`` is the same file: link, do not copy."""
@@ -345,7 +239,7 @@ class _Trainer:
 
         cfg, parts = self.cfg, self.parts
         if not self._link_best_as_last(step):
-            save_model(parts.model, self.run_dir / LAST_FILE, metadata=self._weights_metadata(step, self.validation.last))
+            save_model(parts.model, self.run_dir / LAST_FILE, metadata=weights_metadata(step, cfg, self.validation.last))
         state = TrainingState(
             step=step,
             steps=cfg.steps,
@@ -385,7 +279,7 @@ class _Trainer:
             return self._finish(summary, start_step)
         if ctx.is_main:
             self.reporter.start(start_step, cfg.steps, self._description())
-        with _stop_on_signals(self.handle_signals) as stop_event:
+        with stop_on_signals(self.handle_signals) as stop_event:
             final_step, interrupted = self._loop(stop_event)
         summary.interrupted = interrupted
         return self._finish(summary, final_step)
@@ -414,7 +308,7 @@ class _Trainer:
         window = MetricWindow()
         self.loop_start = window.start
         loader = self._loader()
-        with _cudnn_flags(self.ctx.device, cfg.deterministic):
+        with cudnn_flags(self.ctx.device, cfg.deterministic):
             batches = iter(loader)
             try:
                 while step < cfg.steps:
