@@ -305,9 +305,9 @@ class _Trainer:
         """Train until ``steps`` or a stop request; returns ``(last completed step, interrupted)``."""
         cfg = self.cfg
         step, interrupted = self.start_step, False
+        loader = self._loader()
         window = MetricWindow()
         self.loop_start = window.start
-        loader = self._loader()
         with cudnn_flags(self.ctx.device, cfg.deterministic):
             batches = iter(loader)
             try:
