@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ import torch
 from pconv_kit.errors import InputValueError, PConvKitError
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, Inpainter
 from pconv_kit.io import from_float, list_images, read_image, read_mask, to_float
+from pconv_kit.losses.inpainting import SSIM_WINDOW
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
 from pconv_kit.utils.files import write_json
@@ -65,6 +65,7 @@ __all__ = [
     "PAIRINGS",
     "MODEL_METHOD",
     "bin_label",
+    "psnr_ssim",
     "score",
     "opencv_inpaint",
     "pair_files",
@@ -109,8 +110,39 @@ def bin_label(ratio: float) -> str | None:
     return None
 
 
-def score(result: np.ndarray, original: np.ndarray, window_size: int = 11) -> dict[str, float]:
+def psnr_ssim(
+    output: torch.Tensor, target: torch.Tensor, window_size: int = SSIM_WINDOW
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSNR and SSIM of each image of ``output`` against ``target`` (the one implementation of both metrics).
+
+    PSNR is :func:`kornia.metrics.psnr` with ``max_val=1`` per image, capped at :data:`PSNR_CAP` (identical
+    images, whose PSNR is infinite, get the cap); SSIM is the mean of :func:`kornia.metrics.ssim`'s map (Gaussian
+    window ``window_size``, sigma 1.5) per image.
+
+    Args:
+        output: ``(N, C, H, W)`` float in ``[0, 1]``.
+        target: same shape as ``output``.
+        window_size: SSIM window (odd; images need sides larger than ``window_size // 2``).
+
+    Returns:
+        ``(psnr, ssim)``: two ``(N,)`` float tensors on ``output``'s device, PSNR in dB.
+
+    Example:
+        >>> a = torch.zeros(2, 3, 16, 16); b = a.clone(); b[1, :, :4] = 0.1
+        >>> psnr, ssim = psnr_ssim(b, a)
+        >>> [round(v, 2) for v in psnr.tolist()], ssim.shape
+        ([100.0, 26.02], torch.Size([2]))
+    """
+    psnr = torch.stack([kornia.metrics.psnr(output[i : i + 1], target[i : i + 1], 1.0) for i in range(len(output))])
+    psnr = torch.nan_to_num(psnr, nan=PSNR_CAP, posinf=PSNR_CAP).clamp(max=PSNR_CAP)
+    ssim = kornia.metrics.ssim(output, target, window_size=window_size, max_val=1.0).mean(dim=(1, 2, 3))
+    return psnr, ssim
+
+
+def score(result: np.ndarray, original: np.ndarray, window_size: int = SSIM_WINDOW) -> dict[str, float]:
     """L1 (percent), PSNR (dB) and SSIM of ``result`` against ``original``.
+
+    PSNR and SSIM come from :func:`psnr_ssim`.
 
     Args:
         result: ``(H, W, C)`` float in ``[0, 1]``.
@@ -128,11 +160,8 @@ def score(result: np.ndarray, original: np.ndarray, window_size: int = 11) -> di
     a = torch.from_numpy(np.ascontiguousarray(result, np.float32)).permute(2, 0, 1)[None]
     b = torch.from_numpy(np.ascontiguousarray(original, np.float32)).permute(2, 0, 1)[None]
     l1 = float((a - b).abs().mean()) * 100.0
-    psnr = float(kornia.metrics.psnr(a, b, max_val=1.0))
-    if not math.isfinite(psnr):
-        psnr = PSNR_CAP
-    ssim = float(kornia.metrics.ssim(a, b, window_size=window_size, max_val=1.0).mean())
-    return {"l1": l1, "psnr": min(psnr, PSNR_CAP), "ssim": ssim}
+    psnr, ssim = psnr_ssim(a, b, window_size)
+    return {"l1": l1, "psnr": float(psnr[0]), "ssim": float(ssim[0])}
 
 
 def opencv_inpaint(image: np.ndarray, valid: np.ndarray, method: str = "telea", radius: float = 5.0) -> np.ndarray:
@@ -466,7 +495,7 @@ def evaluate_folder(
         "radius": radius,
         "patch_size": patch_size,
         "skipped_baselines": skipped,
-        "ssim_window": 11,
+        "ssim_window": SSIM_WINDOW,
         "psnr_cap_db": PSNR_CAP,
     }
     return EvalReport(methods, results, failures, used, settings)

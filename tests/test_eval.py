@@ -19,6 +19,7 @@ from pconv_kit.evaluate import (
     evaluate_folder,
     opencv_inpaint,
     pair_files,
+    psnr_ssim,
     score,
 )
 from pconv_kit.inpaint import inpaint
@@ -98,6 +99,30 @@ def test_score_against_numpy() -> None:
     assert s["ssim"] == pytest.approx(numpy_ssim(b, a), abs=1e-4)
     same = score(a, a)
     assert same == {"l1": 0.0, "psnr": PSNR_CAP, "ssim": pytest.approx(1.0, abs=1e-6)}
+
+
+def test_psnr_ssim_per_image_is_what_score_and_the_trainer_report() -> None:
+    """One PSNR/SSIM: ``score`` (eval) and the trainer's validation both go through ``psnr_ssim``."""
+    from pconv_kit.train import evaluate as validate
+
+    rng = np.random.default_rng(1)
+    truth = rng.random((3, 24, 20, 3)).astype(np.float32)
+    result = np.clip(truth + rng.normal(0, 0.05, truth.shape), 0, 1).astype(np.float32)
+    result[1] = truth[1]  # identical: infinite PSNR, reported as the cap
+    psnr, ssim = psnr_ssim(torch.from_numpy(result).permute(0, 3, 1, 2), torch.from_numpy(truth).permute(0, 3, 1, 2))
+    assert psnr.shape == ssim.shape == (3,)
+    for i in range(3):
+        s = score(result[i], truth[i])
+        assert float(psnr[i]) == pytest.approx(s["psnr"], rel=1e-6) and float(ssim[i]) == pytest.approx(s["ssim"], abs=1e-6)
+    assert float(psnr[1]) == PSNR_CAP and float(psnr[0]) == pytest.approx(numpy_psnr(result[0], truth[0]), rel=1e-5)
+
+    class Echo(torch.nn.Module):  # "inpaints" with the result, so the composite is the result
+        def forward(self, x: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.from_numpy(result).permute(0, 3, 1, 2)[: len(x)], m
+
+    metrics, _ = validate(Echo(), torch.from_numpy(truth).permute(0, 3, 1, 2), torch.zeros(3, 1, 24, 20), batch_size=3)
+    assert metrics["psnr"] == pytest.approx(float(psnr.double().mean()), rel=1e-6)
+    assert metrics["ssim"] == pytest.approx(float(ssim.mean()), abs=1e-6)
 
 
 def test_opencv_baseline_composite() -> None:

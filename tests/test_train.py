@@ -389,12 +389,12 @@ def test_refinement_learning_rate_scale(tmp_path: Path, photos: Path) -> None:
     run resumes exactly with it."""
     common = dict(images=str(photos), log_every=1, val_every=10, **TINY)
     cfg = TrainConfig(out=str(tmp_path / "a"), steps=2, refine_channels=4, refine_lr_scale=10.0, **common)
-    from pconv_kit.train.trainer import _Trainer
+    from pconv_kit.train.build import param_groups
 
-    groups = _Trainer._param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4), cfg)
+    groups = param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4), cfg)
     assert len(groups) == 2 and groups[1]["lr_scale"] == 10.0 and len(groups[1]["params"]) == 6
-    assert len(_Trainer._param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4),
-                                      TrainConfig(**{**cfg.to_dict(), "refine_lr_scale": 1.0}))) == 1
+    assert len(param_groups(PConvUNet(layer_size=3, base_channels=8, refine_channels=4),
+                            TrainConfig(**{**cfg.to_dict(), "refine_lr_scale": 1.0}))) == 1
     train(cfg, reporter="none")
     state = load_training_state(tmp_path / "a" / "training_state.pt")
     assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([2e-4, 2e-3])

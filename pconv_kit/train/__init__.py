@@ -20,15 +20,21 @@ from pconv_kit.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     **dict.fromkeys(("RESUME_CHANGEABLE", "TrainConfig", "load_config"), "pconv_kit.train.config"),
-    **dict.fromkeys(("TrainSummary", "evaluate", "make_grid", "resume_config", "train"), "pconv_kit.train.trainer"),
+    "train": "pconv_kit.train.trainer",
+    **dict.fromkeys(("evaluate", "make_grid"), "pconv_kit.train.validation"),
+    **dict.fromkeys(("TrainSummary", "resume_config"), "pconv_kit.train.rundir"),
 }
 __getattr__, __dir__ = lazy_attributes(
-    __name__, _EXPORTS, ("checkpoint", "config", "data", "display", "distributed", "trainer")
+    __name__,
+    _EXPORTS,
+    ("build", "checkpoint", "config", "data", "display", "distributed", "rundir", "runtime", "step", "trainer", "validation"),
 )
 
 if TYPE_CHECKING:
     from pconv_kit.train.config import RESUME_CHANGEABLE, TrainConfig, load_config
-    from pconv_kit.train.trainer import TrainSummary, evaluate, make_grid, resume_config, train
+    from pconv_kit.train.rundir import TrainSummary, resume_config
+    from pconv_kit.train.trainer import train
+    from pconv_kit.train.validation import evaluate, make_grid
 
 __all__ = [
     "TrainConfig",

@@ -21,14 +21,18 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from pconv_kit.errors import InputValueError
 from pconv_kit.utils.files import atomic_write
+
+if TYPE_CHECKING:
+    from pconv_kit.train.config import TrainConfig
 
 __all__ = [
     "CONFIG_FILE",
@@ -39,11 +43,13 @@ __all__ = [
     "SUMMARY_FILE",
     "SAMPLES_DIR",
     "STATE_FORMAT",
+    "TrainingState",
     "capture_rng_state",
     "restore_rng_state",
     "save_training_state",
     "load_training_state",
     "state_dict_digest",
+    "weights_metadata",
     "run_files",
 ]
 
@@ -61,6 +67,24 @@ def run_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     """The files of ``run_dir`` that mark it as a training run (those that exist)."""
     run_dir = Path(run_dir)
     return [run_dir / n for n in (CONFIG_FILE, STATE_FILE, LAST_FILE, METRICS_FILE) if (run_dir / n).exists()]
+
+
+def weights_metadata(step: int, cfg: TrainConfig, val: dict[str, Any] | None = None) -> dict[str, str]:
+    """Metadata of ``last.safetensors`` / ``best.safetensors``: step, stage, seed and the validation metrics.
+
+    Example:
+        >>> from pconv_kit.train.config import TrainConfig
+        >>> weights_metadata(10, TrainConfig(seed=1), {"step": 10, "psnr": 21.123456789})
+        {'pconv_kit.step': '10', 'pconv_kit.stage': 'train', 'pconv_kit.seed': '1', 'pconv_kit.val_psnr': '21.1235'}
+    """
+    meta = {
+        "pconv_kit.step": str(step),
+        "pconv_kit.stage": "finetune" if cfg.finetune else "train",
+        "pconv_kit.seed": str(cfg.seed),
+    }
+    if val:
+        meta.update({f"pconv_kit.val_{k}": f"{v:.6g}" for k, v in val.items() if k in ("psnr", "ssim", "hole_l1")})
+    return meta
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -87,6 +111,111 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+@dataclass
+class TrainingState:
+    """Everything :func:`~pconv_kit.train.train` needs to resume a run exactly, as saved in ``training_state.pt``.
+
+    :meth:`to_dict` gives the on-disk dict (the keys below, with ``train_files``, ``global_batch`` and
+    ``next_sample`` under ``"data"``); :meth:`from_dict` reads it back, also from older runs that lack the
+    optional keys.
+
+    Attributes:
+        step: the last completed step.
+        model: the model's state dict (CPU tensors).
+        optimizer: the Adam optimizer's state dict.
+        rng: Python, NumPy and torch RNG states from :func:`capture_rng_state`.
+        steps: the run's configured number of steps at this checkpoint.
+        scaler: the float16 gradient scaler's state dict (``{}`` without one).
+        best_psnr: best validation PSNR so far (``None`` without validation).
+        best_step: the step of ``best_psnr``.
+        train_files: number of training files (``None`` if not recorded); the data order depends on it.
+        global_batch: images per step over all processes.
+        next_sample: index of the next sample in the run's sample stream (``step * global_batch``).
+        seed: the run's seed.
+        config: the run's configuration as TOML text.
+        world_size: number of processes that wrote it.
+        elapsed_s: training-loop time of the run so far, over all its parts.
+        skipped_files: unreadable files skipped so far.
+        torch_version: the PyTorch version that wrote it.
+    """
+
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng: dict[str, Any]
+    steps: int = 0
+    scaler: dict[str, Any] = field(default_factory=dict)
+    best_psnr: float | None = None
+    best_step: int | None = None
+    train_files: int | None = None
+    global_batch: int = 0
+    next_sample: int = 0
+    seed: int = 0
+    config: str = ""
+    world_size: int = 1
+    elapsed_s: float = 0.0
+    skipped_files: list[str] = field(default_factory=list)
+    torch_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict :func:`save_training_state` writes (plain values and tensors only).
+
+        Example:
+            >>> s = TrainingState(step=3, model={}, optimizer={}, rng={}, global_batch=2, next_sample=6)
+            >>> s.to_dict()["data"], TrainingState.from_dict(s.to_dict()) == s
+            ({'train_files': None, 'global_batch': 2, 'next_sample': 6}, True)
+        """
+        return {
+            "step": int(self.step),
+            "steps": int(self.steps),
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scaler": self.scaler,
+            "best_psnr": self.best_psnr,
+            "best_step": self.best_step,
+            "rng": self.rng,
+            "data": {"train_files": self.train_files, "global_batch": self.global_batch, "next_sample": self.next_sample},
+            "seed": int(self.seed),
+            "config": self.config,
+            "world_size": int(self.world_size),
+            "elapsed_s": float(self.elapsed_s),
+            "skipped_files": list(self.skipped_files),
+            "torch_version": self.torch_version,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TrainingState:
+        """Read a dict written by :meth:`to_dict` (or by an older pconv-kit: missing optional keys get defaults).
+
+        Raises:
+            InputValueError: ``step``, ``model``, ``optimizer`` or ``rng`` is missing.
+        """
+        missing = [k for k in ("step", "model", "optimizer", "rng") if k not in state]
+        if missing:
+            raise InputValueError(f"the training state lacks {', '.join(missing)}")
+        data = state.get("data") or {}
+        train_files = data.get("train_files")
+        return cls(
+            step=int(state["step"]),
+            model=state["model"],
+            optimizer=state["optimizer"],
+            rng=state["rng"],
+            steps=int(state.get("steps", 0)),
+            scaler=state.get("scaler") or {},
+            best_psnr=state.get("best_psnr"),
+            best_step=state.get("best_step"),
+            train_files=None if train_files is None else int(train_files),
+            global_batch=int(data.get("global_batch", 0)),
+            next_sample=int(data.get("next_sample", 0)),
+            seed=int(state.get("seed", 0)),
+            config=str(state.get("config", "")),
+            world_size=int(state.get("world_size", 1)),
+            elapsed_s=float(state.get("elapsed_s", 0.0)),
+            skipped_files=[str(p) for p in state.get("skipped_files", [])],
+            torch_version=str(state.get("torch_version", "")),
+        )
 
 
 def save_training_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:

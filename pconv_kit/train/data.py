@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "DataSplit",
     "split_files",
     "scan_images",
+    "readable_split",
     "load_rgb",
     "random_crop",
     "center_crop",
@@ -127,6 +128,66 @@ def scan_images(root: str | os.PathLike[str]) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------ images
+def readable_split(
+    root: str | os.PathLike[str],
+    val_fraction: float,
+    val_images: int,
+    known_bad: Container[str],
+    skip: Callable[[list[str]], None],
+    warn: Callable[[str], None],
+) -> tuple[DataSplit, list[np.ndarray]]:
+    """Split the images under ``root`` and check that training can start: one training image must be readable.
+
+    Reads the held-out files until ``val_images`` are readable. When no training file is readable but held-out
+    ones are, ``warn``-s and trains on all files without validation.
+
+    Args:
+        root: the image folder.
+        val_fraction: share of files held out (see :func:`split_files`).
+        val_images: at most this many validation images.
+        known_bad: paths (as ``str``) known to be unreadable; left out of the retry on all files.
+        skip: called with ``["PATH: reason"]`` for each unreadable file.
+        warn: called with a warning.
+
+    Returns:
+        ``(split, val_arrays)``: the split, and the readable validation images as ``(H, W, 3)`` arrays.
+
+    Raises:
+        InputValueError: no image under ``root`` can be read.
+    """
+    root = Path(root)
+    files = scan_images(root)
+    split = split_files(root, files, val_fraction)
+    first_error = ""
+
+    def probe(paths: list[Path], limit: int | None = None) -> list[np.ndarray]:
+        nonlocal first_error
+        ok: list[np.ndarray] = []
+        for p in paths:
+            try:
+                ok.append(load_rgb(p))
+            except Exception as exc:  # corrupt or unreadable: skip with one warning
+                first_error = first_error or f"{p}: {exc}"
+                skip([f"{p}: {exc}"])
+                continue
+            if limit is not None and len(ok) >= limit:
+                break
+        return ok
+
+    train_ok = probe(split.train, limit=1)
+    val_ok = probe(split.val, limit=val_images)
+    if not train_ok and val_ok:
+        warn(
+            f"no readable training image is left once {len(split.val)} file(s) are held out for validation; "
+            "training on all files without validation (set val_fraction = 0 to silence this)"
+        )
+        split.train, split.val, val_ok = sorted(split.train + split.val), [], []
+        train_ok = probe([p for p in split.train if str(p) not in known_bad], limit=1)
+    if not train_ok:
+        raise InputValueError(f"none of the {len(files)} image file(s) in {root} can be read (first error: {first_error})")
+    return split, val_ok
+
+
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image as ``(H, W, 3)`` RGB in its native dtype (gray is repeated, alpha dropped).
 

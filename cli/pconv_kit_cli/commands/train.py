@@ -217,12 +217,8 @@ def train_command(
             ) from exc
     if summary.rank != 0:  # under torchrun only rank 0 reports
         return
-    if summary.interrupted:
-        click.echo(
-            f"stopped at step {summary.final_step} of {summary.steps}; checkpoint written. "
-            f"Continue with: pconv-kit train --resume {summary.run_dir}",
-            err=True,
-        )
+    if summary.interrupted:  # the trainer has said where it stopped: add only the command that continues
+        click.echo(f"continue with: pconv-kit train --resume {summary.run_dir}", err=True)
         raise SystemExit(EXIT_INTERRUPTED)
     _print_summary(summary, quiet)
     if summary.skipped_files:
