@@ -109,7 +109,8 @@ def test_config_file_and_precedence(tmp_path: Path, photos: Path) -> None:
                             "layer_size 4 (e.g. size 112)"),
         (["--size", "100", "--layer-size", "7"], "got size 100: use size 128, or a smaller layer_size"),
         (["--size", "200", "--layer-size", "7"], "got size 200: use size 128 or 256, or a smaller layer_size"),
-        (["--amp", "fp16", "--device", "cpu"], "needs a CUDA device"),
+        (["--amp", "fp16", "--device", "cpu"], "needs a CUDA device; use 'bf16' or 'off' on the CPU (--amp)"),
+        (["--size", "100", "--base-channels", "8"], "or of 16 with layer_size 4 (e.g. size 112) (--size)"),
     ],
 )
 def test_bad_flags_exit_2(tmp_path: Path, photos: Path, args: list[str], message: str) -> None:

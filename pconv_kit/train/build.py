@@ -71,7 +71,8 @@ def resolve_model_size(cfg: TrainConfig, resume: bool = False) -> TrainConfig:
                 f"size {cfg.size} is divisible by 2 only {layer_size} time(s), which allows a PConvUNet of at most "
                 f"{layer_size} layers, too shallow to fill holes; use a multiple of 128 for the default 7 layers "
                 f"(e.g. size {next_multiple(cfg.size, 128)}), or of 16 with layer_size 4 (e.g. size "
-                f"{next_multiple(cfg.size, 16)})"
+                f"{next_multiple(cfg.size, 16)})",
+                param="size",
             )
     return cfg.resolved(
         layer_size=layer_size, base_channels=cfg.base_channels or 64, refine_channels=cfg.refine_channels or 0
@@ -89,14 +90,16 @@ def _size_from_weights(cfg: TrainConfig) -> TrainConfig:
         if getattr(cfg, key) is not None and getattr(cfg, key) != have:
             raise ConfigError(
                 f"{key} is {getattr(cfg, key)} but init_weights {cfg.init_weights} has {key} = {have}; "
-                f"leave {key} unset to take it from the weights"
+                f"leave {key} unset to take it from the weights",
+                param=key,
             )
         changes[key] = have
     have = model_cfg.get("refine_channels", 0)
     if cfg.refine_channels is not None and cfg.refine_channels != have and have != 0:
         raise ConfigError(
             f"refine_channels is {cfg.refine_channels} but init_weights {cfg.init_weights} has refine_channels = "
-            f"{have}; leave it unset to take it from the weights (only weights without a refinement can get one)"
+            f"{have}; leave it unset to take it from the weights (only weights without a refinement can get one)",
+            param="refine_channels",
         )
     changes["refine_channels"] = have if cfg.refine_channels is None else cfg.refine_channels
     return cfg.resolved(**changes)
@@ -145,7 +148,7 @@ def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         if amp == "auto":
             return None
         if amp == "fp16":
-            raise ConfigError("amp = 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
+            raise ConfigError("amp = 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU", param="amp")
         return torch.bfloat16
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -232,7 +235,7 @@ def build_parts(
     model = _model(cfg, state)
     if cfg.sync_bn and ctx.enabled:
         if device.type == "cpu":
-            raise ConfigError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on the CPU)")
+            raise ConfigError("sync_bn needs CUDA devices (PyTorch's SyncBatchNorm does not run on the CPU)", param="sync_bn")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     if cfg.channels_last:

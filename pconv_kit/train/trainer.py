@@ -481,9 +481,9 @@ def train(
         raise ConfigError(f"config must be a TrainConfig; got {type(config).__name__}")
     config.validate()
     if config.out is None:
-        raise ConfigError("out (the run directory) is required")
+        raise ConfigError("out (the run directory) is required", param="out")
     if config.images is None and not resume:
-        raise ConfigError("images (the folder of training photos) is required")
+        raise ConfigError("images (the folder of training photos) is required", param="images")
     ctx = setup(config.device)
     rep: Reporter
     if not ctx.is_main:
