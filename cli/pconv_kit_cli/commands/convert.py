@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pconv_kit.convert import SOURCES, ConversionWarning, convert
-from pconv_kit_cli.errors import library_errors
+from pconv_kit_cli.errors import CommandError, library_errors
 
 EPILOG = """\b
 Examples:
@@ -72,6 +72,9 @@ def convert_command(
     source format and checksum, and whether the conversion is exact.
     """
     err = Console(stderr=True, highlight=False)
+    target = Path(dst).expanduser()
+    if target.suffix == ".safetensors" and target.exists() and not overwrite:  # the library's message names overwrite=
+        raise CommandError(f"{target} already exists; pass --overwrite to replace it")
     with library_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConversionWarning)
         report = convert(
