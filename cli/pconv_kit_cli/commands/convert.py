@@ -28,7 +28,9 @@ Examples:
 Formats: naoto (.pth with keys enc_1.conv.input_conv.weight, ...), mmagic (.pth with keys
 generator.encoder.enc1.conv.weight, ...), keras (.h5 with layers p_conv2d_N, EncBN*, outputs_img).
 PyTorch files are read with torch.load(weights_only=True); nothing in them is executed. The registered
-models mmagic-places2-256 and mmagic-celeba-256 are converted automatically on first use with --model NAME.
+models mmagic-places2-256 and mmagic-celeba-256 are converted automatically on first use with --model NAME
+once their .pth file is in the cache: only an 8-digit prefix of its SHA-256 is published, so it is not
+downloaded automatically (see docs/convert.md).
 """
 
 
