@@ -75,8 +75,11 @@ class ModelEntry:
         file: a weights file shipped with the package: a path relative to the ``pconv_kit`` package folder,
             or an absolute path.
         url: where to download the ``.safetensors`` file (``https://`` or ``file://``).
-        sha256: expected SHA-256 of the downloaded file (full, or a prefix of at least 8 hex digits).
-            Required with ``url``.
+        sha256: the SHA-256 of the file at ``url``. Required with ``url``. The full 64-hex-digit digest
+            verifies the download. A prefix of at least 8 hex digits (e.g. from the file name, for files
+            whose full digest is not published) cannot verify a download, so such a model is never
+            downloaded: the user downloads the file and puts it in the cache, and the prefix is checked as an
+            identity check only (see :func:`pconv_kit.utils.download.cached_download`).
         filename: name of the file in the cache (default: the last component of the URL).
         description: one line for ``list_models`` listings.
         license: licence of the weights (and of the data they were trained on, where it matters).
@@ -378,9 +381,11 @@ register_model(
 
 
 # ---------------------------------------------------------------------------------- community checkpoints (convert)
-# Checkpoints published by other projects, downloaded (SHA-256 checked) and converted by pconv_kit.convert on first
-# use; see docs/convert.md. mmagic's file names end in the first 8 hex digits of the file's SHA-256
-# (tools/model_converters/publish_model.py), which is the checksum given here. None of them is the default.
+# Checkpoints published by other projects, converted by pconv_kit.convert on first use; see docs/convert.md. mmagic's
+# file names end in the first 8 hex digits of the file's SHA-256 (tools/model_converters/publish_model.py) and no
+# full digest is published, so these entries give that prefix: they are not downloaded automatically (a prefix
+# cannot verify a download); the user downloads the file into the cache, where the prefix is checked as an identity
+# check. None of them is the default.
 _MMAGIC_PCONV = "https://download.openmmlab.com/mmediting/inpainting/pconv/"
 register_model(
     ModelEntry(
@@ -388,8 +393,8 @@ register_model(
         url=_MMAGIC_PCONV + "pconv_256x256_stage2_4x2_places_20200619-1ffed0e8.pth",
         sha256="1ffed0e8",
         converter="mmagic",
-        description="OpenMMLab mmediting PConv (7 layers, stage 2) trained on Places365 at 256x256, converted on "
-        "first use; inputs need sides divisible by 128",
+        description="OpenMMLab mmediting PConv (7 layers, stage 2) trained on Places365 at 256x256; download it "
+        "yourself into the cache, it is converted on first use; inputs need sides divisible by 128",
         license="published in the model zoo of the Apache-2.0 mmagic repository; trained on Places365, whose "
         "images are for non-commercial research and education",
     )
@@ -400,8 +405,8 @@ register_model(
         url=_MMAGIC_PCONV + "pconv_256x256_stage2_4x2_celeba_20200619-860f8b95.pth",
         sha256="860f8b95",
         converter="mmagic",
-        description="OpenMMLab mmediting PConv (7 layers, stage 2) trained on CelebA faces at 256x256, converted "
-        "on first use; inputs need sides divisible by 128",
+        description="OpenMMLab mmediting PConv (7 layers, stage 2) trained on CelebA faces at 256x256; download it "
+        "yourself into the cache, it is converted on first use; inputs need sides divisible by 128",
         license="published in the model zoo of the Apache-2.0 mmagic repository; trained on CelebA, whose images "
         "are for non-commercial research only",
     )

@@ -767,3 +767,11 @@ def test_no_unexpected_warnings_for_exact_sources(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         convert(tmp_path / "n.pth", tmp_path / "n.safetensors")
+
+
+def test_library_errors_name_parameters_not_command_line_flags(tmp_path: Path) -> None:
+    dst = tmp_path / "exists.safetensors"
+    dst.write_bytes(b"")
+    with pytest.raises(InputValueError, match="already exists; pass overwrite=True to replace it") as info:
+        convert(tmp_path / "any.pth", dst)
+    assert "--" not in str(info.value)

@@ -15,6 +15,7 @@ import pytest
 
 from pconv_kit.errors import ChecksumError, InputValueError, WeightsNotFoundError
 from pconv_kit.utils import DownloadError, cache_dir, cached_download, download_url, sha256_file
+from pconv_kit.utils.download import NotDownloadableError, sha256_matches, sha256_prefix_matches
 
 PAYLOAD = os.urandom(3 * (1 << 20) + 123)  # a little over three 1 MiB chunks
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -85,11 +86,11 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_http_download_full_hash_and_prefix(server: Server, tmp_path: Path):
+def test_http_download_verifies_the_full_hash(server: Server, tmp_path: Path):
     dest = tmp_path / "out" / "a.bin"  # parent folder is created
     assert download_url(server.url("weights.bin"), dest, sha256=DIGEST) == dest
     assert dest.read_bytes() == PAYLOAD
-    dest2 = download_url(server.url("weights.bin"), tmp_path / "b.bin", sha256=DIGEST[:8].upper())
+    dest2 = download_url(server.url("weights.bin"), tmp_path / "b.bin", sha256=DIGEST.upper())
     assert dest2.read_bytes() == PAYLOAD
     assert download_url(server.url("weights.bin"), tmp_path / "c.bin", progress=True).read_bytes() == PAYLOAD
     assert sha256_file(dest) == DIGEST
@@ -97,11 +98,11 @@ def test_http_download_full_hash_and_prefix(server: Server, tmp_path: Path):
 
 
 def test_file_url(served: Path, tmp_path: Path):
-    dest = download_url((served / "weights.bin").as_uri(), tmp_path / "w.bin", sha256=DIGEST[:10])
+    dest = download_url((served / "weights.bin").as_uri(), tmp_path / "w.bin", sha256=DIGEST)
     assert dest.read_bytes() == PAYLOAD
 
 
-@pytest.mark.parametrize("expected", ["0" * 64, "deadbeef"])
+@pytest.mark.parametrize("expected", ["0" * 64, DIGEST[:63] + ("0" if DIGEST[-1] != "0" else "1")])
 def test_checksum_mismatch_leaves_nothing(server: Server, tmp_path: Path, expected: str):
     out = tmp_path / "out"
     with pytest.raises(ChecksumError) as info:
@@ -115,16 +116,16 @@ def test_checksum_mismatch_keeps_existing_file(server: Server, tmp_path: Path):
     dest = tmp_path / "out" / "w.bin"
     dest.write_bytes(b"previous")
     with pytest.raises(ChecksumError):
-        download_url(server.url("weights.bin"), dest, sha256="deadbeef")
+        download_url(server.url("weights.bin"), dest, sha256="0" * 64)
     assert dest.read_bytes() == b"previous"
     assert [p.name for p in dest.parent.iterdir()] == ["w.bin"]
 
 
 def test_cached_download_reuses_the_cache(server: Server, _cache: Path):
     url = server.url("weights.bin")
-    path = cached_download(url, sha256=DIGEST[:8])
+    path = cached_download(url, sha256=DIGEST)
     assert path == _cache / "weights.bin" and path.read_bytes() == PAYLOAD
-    assert cached_download(url, sha256=DIGEST[:8]) == path
+    assert cached_download(url, sha256=DIGEST) == path
     assert cached_download(url) == path
     assert server.hits == {"/weights.bin": 1}
     # a corrupted cached file fails the hash check and is downloaded again
@@ -172,10 +173,51 @@ def test_offline_mode_blocks_network_only(monkeypatch: pytest.MonkeyPatch, serve
 
 def test_argument_errors(tmp_path: Path, served: Path):
     url = (served / "weights.bin").as_uri()
-    for bad in ["xyz", "1234567", "0" * 65]:
+    for bad in ["xyz", "1234567", "0" * 65, "g" * 64]:
         with pytest.raises(InputValueError, match="sha256"):
             download_url(url, tmp_path / "w.bin", sha256=bad)
+        with pytest.raises(InputValueError, match="sha256"):
+            cached_download(url, sha256=bad)
     with pytest.raises(InputValueError, match="URL"):
         download_url("weights.bin", tmp_path / "w.bin")
     with pytest.raises(InputValueError, match="filename"):
         cached_download("http://127.0.0.1/")
+
+
+@pytest.mark.parametrize("prefix", [DIGEST[:8], DIGEST[:8].upper(), DIGEST[:63]])
+def test_a_prefix_cannot_verify_a_download(server: Server, tmp_path: Path, prefix: str):
+    with pytest.raises(InputValueError, match="full SHA-256") as info:
+        download_url(server.url("weights.bin"), tmp_path / "w.bin", sha256=prefix)
+    assert "prefix" in str(info.value) and "pass its path" in str(info.value)
+    assert server.hits == {} and not (tmp_path / "w.bin").exists()
+
+
+def test_a_prefix_entry_is_never_downloaded_but_a_file_put_in_the_cache_is_identity_checked(
+    server: Server, _cache: Path
+):
+    url = server.url("weights.bin")
+    with pytest.raises(NotDownloadableError) as info:
+        cached_download(url, sha256=DIGEST[:8])
+    assert isinstance(info.value, DownloadError) and isinstance(info.value, WeightsNotFoundError)
+    message = str(info.value)
+    assert str(_cache / "weights.bin") in message and url in message and DIGEST[:8] in message
+    assert "identity check" in message
+    assert info.value.path == _cache / "weights.bin" and info.value.prefix == DIGEST[:8]
+    assert server.hits == {}  # nothing was downloaded
+    # the user downloads the file and puts it in the cache: it is returned after the prefix check
+    _cache.mkdir(parents=True, exist_ok=True)
+    (_cache / "weights.bin").write_bytes(PAYLOAD)
+    assert cached_download(url, sha256=DIGEST[:8].upper()) == _cache / "weights.bin"
+    # a different file under that name is refused, and left for the user to replace
+    (_cache / "weights.bin").write_bytes(b"another file")
+    with pytest.raises(ChecksumError, match=f"does not start with {DIGEST[:8]}"):
+        cached_download(url, sha256=DIGEST[:8])
+    assert (_cache / "weights.bin").read_bytes() == b"another file" and server.hits == {}
+
+
+def test_digest_helpers():
+    assert sha256_matches(DIGEST.upper(), DIGEST) and not sha256_matches(DIGEST, "0" * 64)
+    with pytest.raises(InputValueError, match="full SHA-256"):
+        sha256_matches(DIGEST, DIGEST[:8])
+    assert sha256_prefix_matches(DIGEST, DIGEST[:8].upper()) and sha256_prefix_matches(DIGEST, DIGEST)
+    assert not sha256_prefix_matches(DIGEST, "0" * 8)

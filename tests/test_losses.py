@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -345,6 +350,69 @@ def test_total_is_weighted_sum(weights):
         + w["ssim"] * terms.get("ssim", 0.0)
     )
     torch.testing.assert_close(terms["total"], expected)
+
+
+
+@pytest.mark.parametrize("with_features", [True, False])
+@pytest.mark.parametrize("weights", [{}, {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0, "ssim": 1.5}])
+def test_total_is_the_weighted_sum_of_the_public_term_functions(with_features, weights):
+    # each term computed on its own by the public function of that name, then weighted by hand
+    out, gt, mask = _sample(2, 3, 12, 12, seed=21)
+    features = TinyFeatures().double() if with_features else None
+    terms = inpainting_loss(out, gt, mask, features, **weights)
+    w = {**DEFAULT_WEIGHTS, **weights}
+    comp = composite(out, gt, mask)
+    expected = {
+        "valid": valid_loss(out, gt, mask),
+        "hole": hole_loss(out, gt, mask),
+        "tv": total_variation_loss(comp, mask),
+    }
+    total = w["valid"] * expected["valid"] + w["hole"] * expected["hole"] + w["tv"] * expected["tv"]
+    if w["ssim"] > 0:
+        expected["ssim"] = ssim_loss(comp, gt)
+        total = total + w["ssim"] * expected["ssim"]
+    if features is not None:
+        f_out, f_comp, f_gt = features(out), features(comp), features(gt)
+        expected["perceptual"] = perceptual_loss(f_out, f_comp, f_gt)
+        expected["style_out"] = style_loss(f_out, f_gt)
+        expected["style_comp"] = style_loss(f_comp, f_gt)
+        total = total + w["perceptual"] * expected["perceptual"]
+        total = total + w["style"] * (expected["style_out"] + expected["style_comp"])
+    expected["total"] = total
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value, rtol=1e-12, atol=0, msg=name)
+
+
+def test_the_default_weights_have_one_source():
+    import inspect
+
+    from pconv_kit.losses.weights import DEFAULT_WEIGHTS as SOURCE
+    from pconv_kit.train.config import PRESETS, TrainConfig
+
+    assert DEFAULT_WEIGHTS is SOURCE
+    for fn in (inpainting_loss, InpaintingLoss.__init__):
+        defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items() if k in SOURCE}
+        assert defaults == dict(SOURCE), fn
+    cfg = TrainConfig()
+    assert {k: getattr(cfg, f"loss_{k}") for k in ("valid", "hole", "perceptual", "style")} == {
+        k: SOURCE[k] for k in ("valid", "hole", "perceptual", "style")
+    }
+    assert (PRESETS["paper"]["loss_tv"], PRESETS["paper"]["loss_ssim"]) == (SOURCE["tv"], SOURCE["ssim"])
+    with pytest.raises(TypeError):
+        SOURCE["hole"] = 1.0  # type: ignore[index]  # read-only, so no caller can change everyone's defaults
+
+
+def test_the_weights_table_in_the_docs_is_the_source():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "losses.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| [^|]+ \| `?[\w, `]+`? \| `(\w+)=`[^|]* \| ([\d.]+)", page, re.M)
+    assert {name: float(value) for name, value in rows} == dict(DEFAULT_WEIGHTS)
+
+
+def test_the_weights_and_the_training_config_import_without_torch():
+    code = "import sys, pconv_kit.losses.weights, pconv_kit.train.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
 
 
 def test_pixel_only_training():

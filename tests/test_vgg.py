@@ -6,6 +6,7 @@ No real weights are used: the files are synthetic state dicts with torchvision's
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,7 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _isol
     cached = _isolated / "vgg16-397923af.pth"
     cached.parent.mkdir(parents=True)
     torch.save(synthetic_state_dict(seed=6), cached)
-    monkeypatch.setattr(vgg_mod, "VGG16_SHA256_PREFIX", hashlib.sha256(cached.read_bytes()).hexdigest()[:8])
+    monkeypatch.setattr(vgg_mod, "VGG16_SHA256", hashlib.sha256(cached.read_bytes()).hexdigest())
     monkeypatch.setenv("PCONV_KIT_VGG16_WEIGHTS", str(env_file))
     assert resolve_vgg16_weights(pth_file) == pth_file  # 1. explicit argument
     assert resolve_vgg16_weights() == env_file  # 2. environment variable
@@ -184,7 +185,7 @@ def test_download_into_cache_then_reuse(tmp_path: Path, monkeypatch: pytest.Monk
     src.parent.mkdir()
     torch.save(synthetic_state_dict(seed=7), src)
     monkeypatch.setattr(vgg_mod, "VGG16_URL", src.as_uri())
-    monkeypatch.setattr(vgg_mod, "VGG16_SHA256_PREFIX", hashlib.sha256(src.read_bytes()).hexdigest()[:8])
+    monkeypatch.setattr(vgg_mod, "VGG16_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
     vgg = VGG16Features()
     assert vgg.weights_path == _isolated / "vgg16-397923af.pth"
     assert vgg.weights_path.read_bytes() == src.read_bytes()
@@ -197,8 +198,8 @@ def test_download_with_wrong_hash_keeps_nothing(tmp_path: Path, monkeypatch: pyt
 
     src = tmp_path / "vgg16.pth"
     torch.save(synthetic_state_dict(), src)
-    monkeypatch.setattr(vgg_mod, "VGG16_URL", src.as_uri())  # real prefix 397923af will not match
-    with pytest.raises(ChecksumError, match="expected 397923af"):
+    monkeypatch.setattr(vgg_mod, "VGG16_URL", src.as_uri())  # the real digest will not match
+    with pytest.raises(ChecksumError, match=f"expected {vgg_mod.VGG16_SHA256}"):
         VGG16Features()
     assert not any(_isolated.iterdir())
 
@@ -213,8 +214,16 @@ def test_offline_error_says_how_to_provide_the_file(_isolated: Path):
     assert "PCONV_KIT_CACHE" in msg
     assert "https://download.pytorch.org/models/vgg16-397923af.pth" in msg
     assert "offline" in msg
+    assert vgg_mod.VGG16_SHA256 in msg  # the full digest, to check a file fetched by hand
     assert "InpaintingLoss() without a feature extractor" in msg
     assert isinstance(info.value, FileNotFoundError)
+
+
+def test_the_vgg16_digest_is_a_full_sha256_of_the_named_file():
+    # torchvision names the file after the first 8 hex digits of its SHA-256
+    assert re.fullmatch(r"[0-9a-f]{64}", vgg_mod.VGG16_SHA256)
+    assert vgg_mod.VGG16_FILENAME == f"vgg16-{vgg_mod.VGG16_SHA256[:8]}.pth"
+    assert vgg_mod.VGG16_URL.endswith(vgg_mod.VGG16_FILENAME)
 
 
 def test_network_failure_gives_the_same_guidance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -305,7 +305,7 @@ def convert(
     if dst_path.suffix != ".safetensors":
         raise InputValueError(f"the destination must be a .safetensors file; got {dst_path}")
     if dst_path.exists() and not overwrite:
-        raise InputValueError(f"{dst_path} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise InputValueError(f"{dst_path} already exists; pass overwrite=True to replace it")
     if dst_path.exists() and dst_path.is_dir():
         raise InputValueError(f"{dst_path} is a directory; pass a .safetensors file name")
     if src_path.exists() and dst_path.exists() and src_path.resolve() == dst_path.resolve():

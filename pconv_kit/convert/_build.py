@@ -4,19 +4,25 @@ Every source converter turns its checkpoint into a list of :class:`SourceLayer` 
 ``out = W^T (X * M) * sum(1) / sum(M) + b``, input channels in pconv-kit's concatenation order) and hands
 them to :func:`assemble`, which checks the shapes against the architecture, folds what can be folded
 (a convolution bias before BatchNorm, a different BatchNorm epsilon) and loads the state dict.
+
+The PyTorch sources (naoto0804, mmagic) differ only in their key names, so one skeleton,
+:func:`convert_unet`, reads both: each converter gives it a :class:`KeyLayout` table and, where its data
+differ, its default normalisation and a preparation step (mmagic's BGR-to-RGB reorder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from pconv_kit.convert._torchfile import strip_prefix
 from pconv_kit.errors import InputValueError
 from pconv_kit.models import PConvUNet
 
-__all__ = ["SourceLayer", "assemble", "reorder_image_channels", "BN_EPS"]
+__all__ = ["SourceLayer", "KeyLayout", "assemble", "convert_unet", "read_layer", "reorder_image_channels", "BN_EPS"]
 
 BN_EPS = 1e-5
 """Epsilon of pconv-kit's BatchNorm layers (PyTorch's default)."""
@@ -172,3 +178,133 @@ def assemble(
     model = model.to(dtype)
     model.load_state_dict({k: v.to(expected[k].dtype if not v.is_floating_point() else dtype) for k, v in entries.items()})
     return model.eval()
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """How a PyTorch source names its U-Net's layers: the table that :func:`convert_unet` reads it with.
+
+    Attributes:
+        source: the source's network, for messages, e.g. ``"a naoto0804 PConvUNet"``.
+        prefixes: key prefixes that select the network, removed in turn (see
+            :func:`~pconv_kit.convert._torchfile.strip_prefix`), e.g. ``("module.", "generator.")``.
+        encoder: encoder layer names with ``{}`` for the 1-based index, e.g. ``"enc_{}"``.
+        decoder: decoder layer names likewise; decoder 1 is the head.
+        convs: ``(conv, mask)`` key stems tried in order under ``<layer>.``: the module holding the convolution's
+            ``weight`` and ``bias``, and the key of its all-ones mask weights. A mask key ending in ``.weight``
+            may come with a ``.bias``, which must be zero.
+        mask_error: the message for a mask weight that is not all ones of the weights' shape, with the fields
+            ``{key}``, ``{found}`` (its shape) and ``{shape}`` (the weights').
+        per_window: whether the source divides by ``sum(M)`` alone; pconv-kit's formula scales by
+            ``sum(1) / sum(M)``, so the weights are divided by ``C_in * kH * kW``.
+    """
+
+    source: str
+    prefixes: tuple[str, ...]
+    encoder: str
+    decoder: str
+    convs: tuple[tuple[str, str], ...]
+    mask_error: str
+    per_window: bool = False
+
+
+def _batch_norm(state: Mapping[str, torch.Tensor], name: str) -> dict[str, torch.Tensor] | None:
+    if f"{name}.bn.weight" not in state:
+        return None
+    return {k: state[f"{name}.bn.{k}"] for k in (*_BN_KEYS, "num_batches_tracked") if f"{name}.bn.{k}" in state}
+
+
+def read_layer(state: Mapping[str, torch.Tensor], name: str, layout: KeyLayout) -> SourceLayer:
+    """The partial convolution ``name`` (and its BatchNorm) of a state dict laid out as ``layout`` says.
+
+    Raises:
+        InputValueError: the layer is missing, its weight is not 4-D, or its mask weights are not all ones.
+    """
+    for conv, mask in layout.convs:
+        key = f"{name}.{conv}.weight"
+        if key in state:
+            break
+    else:
+        raise InputValueError(f"layer {name} is missing: no {name}.{layout.convs[0][0]}.weight in the checkpoint")
+    weight = state[key].detach().to(torch.float64)
+    if weight.dim() != 4:
+        raise InputValueError(f"{key} must be a 4-D convolution weight; got shape {tuple(weight.shape)}")
+    mask_w = state.get(f"{name}.{mask}")
+    if mask_w is not None and (tuple(mask_w.shape) != tuple(weight.shape) or not bool((mask_w == 1).all())):
+        raise InputValueError(
+            layout.mask_error.format(key=f"{name}.{mask}", found=tuple(mask_w.shape), shape=tuple(weight.shape))
+        )
+    mask_bias = state.get(f"{name}.{mask.removesuffix('.weight')}.bias") if mask.endswith(".weight") else None
+    if mask_bias is not None and bool((mask_bias != 0).any()):
+        raise InputValueError(f"{name}.{mask.removesuffix('.weight')}.bias should be zero")
+    if layout.per_window:
+        weight = weight / float(weight.shape[1] * weight.shape[2] * weight.shape[3])
+    bias = state.get(f"{name}.{conv}.bias")
+    return SourceLayer(
+        name=name,
+        weight=weight,
+        bias=None if bias is None else bias.detach().to(torch.float64),
+        bn=_batch_norm(state, name),
+    )
+
+
+def _select(state: Mapping[str, torch.Tensor], prefixes: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], str]:
+    """:func:`strip_prefix` of ``state``, and the prefix that was removed from the keys it kept."""
+    removed = ""
+    for prefix in prefixes:
+        if any(k.startswith(removed + prefix) for k in state):
+            removed += prefix
+    return strip_prefix(state, prefixes), removed
+
+
+def convert_unet(
+    state: Mapping[str, torch.Tensor],
+    layout: KeyLayout,
+    *,
+    layer_size: int | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    default_normalisation: Callable[[int], tuple[Sequence[float], Sequence[float]]],
+    prepare: Callable[[list[SourceLayer], SourceLayer], None] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[PConvUNet, list[str], list[str]]:
+    """The shared skeleton of the PyTorch converters: read the layers ``layout`` names, then :func:`assemble`.
+
+    Args:
+        state: the source state dict.
+        layout: the source's key table.
+        layer_size: number of encoder layers; default: the highest index found.
+        mean, std: input normalisation (both or neither).
+        default_normalisation: ``in_channels -> (mean, std)`` when neither is given; may raise
+            :class:`~pconv_kit.errors.InputValueError`.
+        prepare: called with the encoder layers and the head before assembling (e.g. a channel reorder).
+        dtype: dtype of the returned model.
+
+    Returns:
+        ``(model, differences, ignored_keys)``: the model in eval mode, what differs from the source (empty:
+        these layouts convert exactly), and the keys of ``state`` that were not used.
+
+    Raises:
+        InputValueError: keys or shapes do not fit.
+    """
+    selected, removed = _select(state, layout.prefixes)
+    pattern = re.compile("^" + re.escape(layout.encoder).replace(r"\{\}", r"(\d+)") + r"\.")
+    found = sorted({int(m.group(1)) for k in selected if (m := pattern.match(k))})
+    if not found:
+        raise InputValueError(f"no {layout.encoder.format('N')} layers found; not {layout.source} state dict")
+    n = layer_size if layer_size is not None else found[-1]
+    if not isinstance(n, int) or n < 1 or n > found[-1]:
+        raise InputValueError(f"layer_size must be between 1 and {found[-1]} for this checkpoint; got {layer_size!r}")
+    encoder = [read_layer(selected, layout.encoder.format(i), layout) for i in range(1, n + 1)]
+    decoder = [read_layer(selected, layout.decoder.format(i), layout) for i in range(n, 1, -1)]
+    head = read_layer(selected, layout.decoder.format(1), layout)
+    if (mean is None) != (std is None):
+        raise InputValueError("give both mean and std, or neither")
+    if mean is None:
+        mean, std = default_normalisation(int(encoder[0].weight.shape[1]))
+    if prepare is not None:
+        prepare(encoder, head)
+    model = assemble(encoder, decoder, head, mean=mean, std=std, dtype=dtype)
+    used = tuple(f"{layer.name}." for layer in (*encoder, *decoder, head))
+    ignored = sorted(k for k in state if not (k.startswith(removed) and k[len(removed) :].startswith(used)))
+    return model, [], ignored

@@ -1,10 +1,15 @@
-"""Registered community checkpoints: download once (hash-checked), convert once, reuse from the cache.
+"""Registered community checkpoints: fetch once (hash-checked), convert once, reuse from the cache.
 
 :func:`pconv_kit.registry.load_model` calls :func:`converted_entry_path` for a
-:class:`~pconv_kit.registry.ModelEntry` with ``converter=`` set: the original checkpoint is fetched with
-:func:`pconv_kit.utils.download.cached_download` (its SHA-256 checked), converted with
-:func:`pconv_kit.convert.convert`, and the result is kept as ``<cache>/converted/<name>.safetensors``. Later
-calls return that file directly, as long as its recorded source checksum matches the entry's.
+:class:`~pconv_kit.registry.ModelEntry` with ``converter=`` set: the original checkpoint is taken from
+:func:`pconv_kit.utils.download.cached_download`, converted with :func:`pconv_kit.convert.convert`, and the
+result is kept as ``<cache>/converted/<name>.safetensors``. Later calls return that file directly, as long as
+its recorded source checksum matches the entry's.
+
+An entry with the full SHA-256 of its checkpoint is downloaded and verified. An entry that knows only a prefix
+of it (the published mmagic checkpoints: their file names carry the first 8 hex digits, and no full digest is
+published) is never downloaded: the user downloads the checkpoint and puts it in the cache, where its digest
+is checked against the prefix, an identity check only (see :mod:`pconv_kit.utils.download`).
 """
 
 from __future__ import annotations
@@ -55,27 +60,44 @@ def converted_entry_path(entry: _Entry) -> Path:
 
     Raises:
         WeightsNotFoundError: the original checkpoint is not cached and cannot be downloaded (offline,
-            network error); the message says how to provide the file by hand.
-        ChecksumError: the downloaded file does not have the published checksum.
+            network error, or only a prefix of its SHA-256 is known); the message says how to provide the
+            file by hand.
+        ChecksumError: the downloaded file does not have the published checksum, or (prefix) the file put in
+            the cache does not start with it.
     """
     from pconv_kit.convert import convert
-    from pconv_kit.utils.download import OFFLINE_ENV, DownloadError, cache_dir, cached_download
+    from pconv_kit.utils.download import OFFLINE_ENV, DownloadError, NotDownloadableError, cache_dir, cached_download
 
     if entry.url is None or entry.converter is None:
         raise InputValueError(f"model {entry.name!r} is not a converted community checkpoint")
     dst = converted_cache_path(entry.name)
     if _up_to_date(dst, entry):
         return dst
+    name = entry.filename or Path(entry.url).name
+    by_hand = (
+        f"put it in the cache as {cache_dir() / name}, or convert it yourself: "
+        f"pconv_kit.convert.convert('{name}', '{entry.name}.safetensors', source={entry.converter!r}) "
+        f"(on the command line: pconv-kit convert {name} {entry.name}.safetensors)"
+    )
     try:
         src = cached_download(entry.url, sha256=entry.sha256, filename=entry.filename)
+    except NotDownloadableError as exc:
+        raise NotDownloadableError(
+            f"the registered model {entry.name!r} is converted from {name}, which is not downloaded automatically: "
+            f"only the first {len(exc.prefix)} hex digits of its SHA-256 are published ({exc.prefix}, in its "
+            f"name), and they cannot verify a download. Download it yourself from {entry.url}, check it, and "
+            f"either {by_hand}. A file put in the cache is checked to have a SHA-256 starting with {exc.prefix} "
+            "(an identity check, not a verification)",
+            url=exc.url,
+            reason=exc.reason,
+            path=exc.path,
+            prefix=exc.prefix,
+        ) from exc
     except DownloadError as exc:
-        name = entry.filename or Path(entry.url).name
         raise WeightsNotFoundError(
             f"the registered model {entry.name!r} is converted from {entry.url} on first use, but that file is "
             f"not in the cache and could not be downloaded ({exc.reason or exc}). Either go online "
-            f"(and unset {OFFLINE_ENV}), or download it elsewhere (SHA-256 starts with {entry.sha256}) and "
-            f"either put it in the cache as {cache_dir() / name}, or convert it yourself: "
-            f"pconv-kit convert {name} {entry.name}.safetensors"
+            f"(and unset {OFFLINE_ENV}), or download it elsewhere (SHA-256 {entry.sha256}) and either {by_hand}"
         ) from exc
     dst.parent.mkdir(parents=True, exist_ok=True)
     convert(src, dst, source=entry.converter, overwrite=True)

@@ -23,54 +23,49 @@ and the last layer's output (and image-input) channels, so the converted model t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from pconv_kit.convert._build import SourceLayer, assemble, reorder_image_channels
+from pconv_kit.convert._build import KeyLayout, SourceLayer, convert_unet, reorder_image_channels
 from pconv_kit.convert._torchfile import strip_prefix
 from pconv_kit.errors import InputValueError
 from pconv_kit.models import PConvUNet
 
-__all__ = ["matches", "convert_state_dict", "MEAN", "STD"]
+__all__ = ["matches", "convert_state_dict", "MEAN", "STD", "LAYOUT"]
 
 MEAN = (0.5, 0.5, 0.5)
 """127.5 / 255: the ``mean=[127.5] * 3`` of the published configs on ``[0, 1]`` images."""
 STD = (0.5, 0.5, 0.5)
 """127.5 / 255: the ``std=[127.5] * 3`` of the published configs."""
 
-_PREFIXES = ("module.", "generator.")
-_KEY = re.compile(r"^encoder\.enc(\d+)\.")
+LAYOUT = KeyLayout(
+    source="an mmagic PConvEncoderDecoder",
+    prefixes=("module.", "generator."),
+    encoder="encoder.enc{}",
+    decoder="decoder.dec{}",
+    convs=(("conv", "conv.weight_mask_updater"),),
+    mask_error="{key} has shape {found}; pconv-kit converts PartialConv2d(multi_channel=True) only, whose updater "
+    "is all ones of shape {shape} (the single-channel variant cannot run the U-Net's concatenated masks)",
+)
+"""mmagic's key names (``[module.][generator.]encoder.enc1.conv.weight``, ...)."""
 
 
 def matches(state: Mapping[str, torch.Tensor]) -> bool:
     """Whether ``state`` has the ``PConvEncoderDecoder`` layout (``[generator.]encoder.enc1.conv.weight``)."""
-    keys = strip_prefix(state, _PREFIXES)
+    keys = strip_prefix(state, LAYOUT.prefixes)
     return "encoder.enc1.conv.weight" in keys and "decoder.dec1.conv.weight" in keys
 
 
-def _layer(state: Mapping[str, torch.Tensor], name: str) -> SourceLayer:
-    key = f"{name}.conv.weight"
-    if key not in state:
-        raise InputValueError(f"layer {name} is missing: no {key} in the checkpoint")
-    weight = state[key].detach().to(torch.float64)
-    if weight.dim() != 4:
-        raise InputValueError(f"{key} must be a 4-D convolution weight; got shape {tuple(weight.shape)}")
-    updater = state.get(f"{name}.conv.weight_mask_updater")
-    if updater is not None:
-        if tuple(updater.shape) != tuple(weight.shape) or not bool((updater == 1).all()):
-            raise InputValueError(
-                f"{name}.conv.weight_mask_updater has shape {tuple(updater.shape)}; pconv-kit converts "
-                f"PartialConv2d(multi_channel=True) only, whose updater is all ones of shape {tuple(weight.shape)} "
-                "(the single-channel variant cannot run the U-Net's concatenated masks)"
-            )
-    bias = state.get(f"{name}.conv.bias")
-    bn = None
-    if f"{name}.bn.weight" in state:
-        bn = {k: state[f"{name}.bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-              if f"{name}.bn.{k}" in state}
-    return SourceLayer(name=name, weight=weight, bias=None if bias is None else bias.detach().to(torch.float64), bn=bn)
+def _half(in_channels: int) -> tuple[Sequence[float], Sequence[float]]:
+    return (0.5,) * in_channels, (0.5,) * in_channels
+
+
+def _bgr_to_rgb(encoder: list[SourceLayer], head: SourceLayer) -> None:
+    in_channels = int(encoder[0].weight.shape[1])
+    if in_channels != 3 or head.weight.shape[0] != 3:
+        raise InputValueError(f"channel_order='bgr' needs a 3-channel network; this one has {in_channels} inputs")
+    reorder_image_channels(encoder[0], head, [2, 1, 0])
 
 
 def convert_state_dict(
@@ -98,28 +93,13 @@ def convert_state_dict(
     """
     if channel_order not in ("bgr", "rgb"):
         raise InputValueError(f"channel_order must be 'bgr' or 'rgb'; got {channel_order!r}")
-    full = dict(state)
-    state = strip_prefix(state, _PREFIXES)
-    found = sorted({int(m.group(1)) for k in state if (m := _KEY.match(k))})
-    if not found:
-        raise InputValueError("no encoder.encN layers found; not an mmagic PConvEncoderDecoder state dict")
-    n = layer_size if layer_size is not None else found[-1]
-    if not isinstance(n, int) or n < 1 or n > found[-1]:
-        raise InputValueError(f"layer_size must be between 1 and {found[-1]} for this checkpoint; got {layer_size!r}")
-    encoder = [_layer(state, f"encoder.enc{i}") for i in range(1, n + 1)]
-    decoder = [_layer(state, f"decoder.dec{i}") for i in range(n, 1, -1)]
-    head = _layer(state, "decoder.dec1")
-    in_channels = int(encoder[0].weight.shape[1])
-    if (mean is None) != (std is None):
-        raise InputValueError("give both mean and std, or neither")
-    if mean is None:
-        mean, std = (0.5,) * in_channels, (0.5,) * in_channels
-    if channel_order == "bgr":
-        if in_channels != 3 or head.weight.shape[0] != 3:
-            raise InputValueError(f"channel_order='bgr' needs a 3-channel network; this one has {in_channels} inputs")
-        reorder_image_channels(encoder[0], head, [2, 1, 0])
-    model = assemble(encoder, decoder, head, mean=mean, std=std, dtype=dtype)
-    used = tuple(f"{layer.name}." for layer in (*encoder, *decoder, head))
-    prefix = next((p for p in ("module.generator.", "generator.", "module.") if any(k.startswith(p) for k in full)), "")
-    ignored = sorted(k for k in full if not (k.startswith(prefix) and k[len(prefix) :].startswith(used)))
-    return model, [], ignored
+    return convert_unet(
+        state,
+        LAYOUT,
+        layer_size=layer_size,
+        mean=mean,
+        std=std,
+        default_normalisation=_half,
+        prepare=_bgr_to_rgb if channel_order == "bgr" else None,
+        dtype=dtype,
+    )

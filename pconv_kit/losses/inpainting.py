@@ -34,6 +34,7 @@ from torch import nn
 
 from pconv_kit.core.check import check_image_mask, check_shape, check_tensor
 from pconv_kit.errors import InputValueError, ShapeError
+from pconv_kit.losses.weights import DEFAULT_WEIGHTS
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -49,17 +50,6 @@ __all__ = [
     "total_variation_loss",
     "valid_loss",
 ]
-
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "valid": 1.0,
-    "hole": 6.0,
-    "perceptual": 0.05,
-    "style": 120.0,
-    "tv": 0.1,
-    "ssim": 0.0,
-}
-"""The paper's weights (eq. 8). ``style`` multiplies both ``style_out`` and ``style_comp``; ``ssim`` (not in
-the paper) is off."""
 
 SSIM_WINDOW = 11
 """Gaussian window (sigma 1.5) of :func:`ssim_loss`, the same as ``pconv-kit eval``'s SSIM."""
@@ -330,13 +320,11 @@ def style_loss(features: Sequence[torch.Tensor], features_gt: Sequence[torch.Ten
     _check_feature_lists("features", features, features_gt)
     if not features_gt:
         raise InputValueError("style_loss needs at least one feature map per image")
-    return _style_from_grams([gram_matrix(f) for f in features], [gram_matrix(g) for g in features_gt])
-
-
-def _style_from_grams(grams: Sequence[torch.Tensor], grams_gt: Sequence[torch.Tensor]) -> torch.Tensor:
-    total = grams_gt[0].new_zeros(())
-    for g, g_gt in zip(grams, grams_gt):
-        total = total + (g - g_gt).abs().mean()
+    total: torch.Tensor | None = None
+    for f, g in zip(features, features_gt):
+        term = (gram_matrix(f) - gram_matrix(g)).abs().mean()
+        total = term if total is None else total + term
+    assert total is not None  # features_gt is not empty
     return total
 
 
@@ -362,18 +350,37 @@ def _extract(feature_extractor: nn.Module, image: torch.Tensor) -> list[torch.Te
     return list(feats)
 
 
+def _features(
+    feature_extractor: nn.Module, output: torch.Tensor, comp: torch.Tensor, target: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Feature maps of ``I_out``, ``I_comp`` and ``I_gt``, batched as :func:`inpainting_loss` describes."""
+    b = output.shape[0]
+    if torch.is_grad_enabled() and not target.requires_grad:
+        with torch.no_grad():
+            feats_gt = _extract(feature_extractor, target)
+        feats = _extract(feature_extractor, torch.cat([output, comp], dim=0))
+    else:
+        feats = _extract(feature_extractor, torch.cat([output, comp, target], dim=0))
+        feats_gt = [f[2 * b :] for f in feats]
+        feats = [f[: 2 * b] for f in feats]
+    for i, (f, g) in enumerate(zip(feats, feats_gt)):
+        if f.dim() != 4 or f.shape[0] != 2 * b or f.shape[1:] != g.shape[1:]:
+            raise ShapeError(f"feature map {i} has shape {tuple(f.shape)}; expected (N, C, H, W) per image")
+    return [f[:b] for f in feats], [f[b:] for f in feats], feats_gt
+
+
 def inpainting_loss(
     output: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor,
     feature_extractor: nn.Module | None = None,
     *,
-    valid: float = 1.0,
-    hole: float = 6.0,
-    perceptual: float = 0.05,
-    style: float = 120.0,
-    tv: float = 0.1,
-    ssim: float = 0.0,
+    valid: float = DEFAULT_WEIGHTS["valid"],
+    hole: float = DEFAULT_WEIGHTS["hole"],
+    perceptual: float = DEFAULT_WEIGHTS["perceptual"],
+    style: float = DEFAULT_WEIGHTS["style"],
+    tv: float = DEFAULT_WEIGHTS["tv"],
+    ssim: float = DEFAULT_WEIGHTS["ssim"],
 ) -> dict[str, torch.Tensor]:
     """All terms of the paper's loss and their weighted sum.
 
@@ -388,8 +395,12 @@ def inpainting_loss(
         feature_extractor: module mapping ``(N, C, H, W)`` images to a list of feature maps, or ``None``
             for pixel-only training (no ``perceptual``/``style_*`` terms).
         valid, hole, perceptual, style, tv: term weights (``style`` applies to ``style_out`` and
-            ``style_comp``).
+            ``style_comp``); the defaults are the paper's, :data:`~pconv_kit.losses.weights.DEFAULT_WEIGHTS`.
         ssim: weight of :func:`ssim_loss` of the composite (not in the paper; 0 leaves it out).
+
+    Each term is the public function of that name (:func:`valid_loss`, :func:`hole_loss`,
+    :func:`perceptual_loss`, :func:`style_loss` for ``style_out`` and ``style_comp``,
+    :func:`total_variation_loss` and :func:`ssim_loss` of :func:`composite`), so ``total`` is their weighted sum.
 
     Returns:
         Dict of scalar tensors: ``valid``, ``hole``, ``tv``; with a feature extractor ``perceptual``,
@@ -411,32 +422,16 @@ def inpainting_loss(
     w = _check_weights(
         {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim}
     )
-    comp = mask * target + (1 - mask) * output
-    diff = output - target
+    comp = composite(output, target, mask)
     terms: dict[str, torch.Tensor] = {
-        "valid": (mask * diff).abs().mean(),
-        "hole": ((1 - mask) * diff).abs().mean(),
+        "valid": valid_loss(output, target, mask),
+        "hole": hole_loss(output, target, mask),
     }
     if feature_extractor is not None:
-        b = output.shape[0]
-        if torch.is_grad_enabled() and not target.requires_grad:
-            with torch.no_grad():
-                feats_gt = _extract(feature_extractor, target)
-            feats = _extract(feature_extractor, torch.cat([output, comp], dim=0))
-        else:
-            feats = _extract(feature_extractor, torch.cat([output, comp, target], dim=0))
-            feats_gt = [f[2 * b :] for f in feats]
-            feats = [f[: 2 * b] for f in feats]
-        for i, (f, g) in enumerate(zip(feats, feats_gt)):
-            if f.dim() != 4 or f.shape[0] != 2 * b or f.shape[1:] != g.shape[1:]:
-                raise ShapeError(f"feature map {i} has shape {tuple(f.shape)}; expected (N, C, H, W) per image")
-        feats_out = [f[:b] for f in feats]
-        feats_comp = [f[b:] for f in feats]
+        feats_out, feats_comp, feats_gt = _features(feature_extractor, output, comp, target)
         terms["perceptual"] = perceptual_loss(feats_out, feats_comp, feats_gt)
-        grams = [gram_matrix(f) for f in feats]  # output and composite in one batched product per layer
-        grams_gt = [gram_matrix(g) for g in feats_gt]
-        terms["style_out"] = _style_from_grams([g[:b] for g in grams], grams_gt)
-        terms["style_comp"] = _style_from_grams([g[b:] for g in grams], grams_gt)
+        terms["style_out"] = style_loss(feats_out, feats_gt)
+        terms["style_comp"] = style_loss(feats_comp, feats_gt)
     terms["tv"] = total_variation_loss(comp, mask)
     total = w["valid"] * terms["valid"] + w["hole"] * terms["hole"] + w["tv"] * terms["tv"]
     if w["ssim"] > 0:
@@ -465,6 +460,8 @@ class InpaintingLoss(nn.Module):
         tv: weight of ``L_tv`` (paper: 0.1).
         ssim: weight of ``L_ssim`` of the composite (not in the paper: 0, left out).
 
+    The defaults come from :data:`~pconv_kit.losses.weights.DEFAULT_WEIGHTS`.
+
     Shape:
         - output, target: ``(B, C, H, W)``; mask: ``(B, 1, H, W)`` or ``(B, C, H, W)`` (1 = valid).
         - Returns: dict of scalar tensors, keys ``valid``, ``hole``, ``tv`` (+ ``perceptual``,
@@ -486,12 +483,12 @@ class InpaintingLoss(nn.Module):
     def __init__(
         self,
         feature_extractor: nn.Module | None = None,
-        valid: float = 1.0,
-        hole: float = 6.0,
-        perceptual: float = 0.05,
-        style: float = 120.0,
-        tv: float = 0.1,
-        ssim: float = 0.0,
+        valid: float = DEFAULT_WEIGHTS["valid"],
+        hole: float = DEFAULT_WEIGHTS["hole"],
+        perceptual: float = DEFAULT_WEIGHTS["perceptual"],
+        style: float = DEFAULT_WEIGHTS["style"],
+        tv: float = DEFAULT_WEIGHTS["tv"],
+        ssim: float = DEFAULT_WEIGHTS["ssim"],
     ) -> None:
         super().__init__()
         if feature_extractor is not None and not isinstance(feature_extractor, nn.Module):

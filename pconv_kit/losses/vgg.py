@@ -11,7 +11,8 @@ Weights are found in this order (first hit wins):
    ``.safetensors`` file;
 2. the file named by the environment variable ``PCONV_KIT_VGG16_WEIGHTS``;
 3. ``<cache_dir()>/vgg16-397923af.pth`` (see :func:`pconv_kit.utils.download.cache_dir`);
-4. a download from :data:`VGG16_URL`, checked against the SHA-256 prefix ``397923af`` and kept in the cache.
+4. a download from :data:`VGG16_URL`, verified against its full SHA-256 :data:`VGG16_SHA256` and kept in the
+   cache.
 
 With no file and no network, :class:`~pconv_kit.errors.WeightsNotFoundError` explains each of these options.
 """
@@ -34,7 +35,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "VGG16_FILENAME",
-    "VGG16_SHA256_PREFIX",
+    "VGG16_SHA256",
     "VGG16_URL",
     "WEIGHTS_ENV",
     "VGG16Features",
@@ -46,8 +47,9 @@ __all__ = [
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 """torchvision's ImageNet VGG16 weights (about 528 MB)."""
 
-VGG16_SHA256_PREFIX = "397923af"
-"""First hex digits of the SHA-256 of :data:`VGG16_URL`'s file (torchvision's file-name convention)."""
+VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
+"""Full SHA-256 of :data:`VGG16_URL`'s file (torchvision publishes only its first 8 hex digits, in the file name;
+the full digest is the one Hugging Face lists for a copy of ``vgg16-397923af.pth``, 553 MB)."""
 
 VGG16_FILENAME = "vgg16-397923af.pth"
 """Name of the weights file in the cache folder."""
@@ -106,7 +108,7 @@ def _not_found_message(reason: str) -> str:
         " (a .pth state dict or a .safetensors file with torchvision's 'features.N.weight/bias' keys);\n"
         f"  2. set the environment variable {WEIGHTS_ENV}=/path/to/vgg16-397923af.pth;\n"
         f"  3. put it in the cache as {cached} (the cache folder is set by {_download.CACHE_ENV}).\n"
-        f"Fetch it by hand (about 528 MB, SHA-256 starts with {VGG16_SHA256_PREFIX}) from {VGG16_URL}, e.g.\n"
+        f"Fetch it by hand (about 528 MB, SHA-256 {VGG16_SHA256}) from {VGG16_URL}, e.g.\n"
         f"  mkdir -p '{cached.parent}' && curl -L -o '{cached}' {VGG16_URL}\n"
         "For pixel-only training, use InpaintingLoss() without a feature extractor."
     )
@@ -160,7 +162,7 @@ def resolve_vgg16_weights(
         raise WeightsNotFoundError(_not_found_message(f"no file at {cached} and downloading is disabled"))
     try:
         return _download.cached_download(
-            VGG16_URL, sha256=VGG16_SHA256_PREFIX, filename=VGG16_FILENAME, progress=progress
+            VGG16_URL, sha256=VGG16_SHA256, filename=VGG16_FILENAME, progress=progress
         )
     except _download.DownloadError as exc:
         reason = exc.reason or str(exc)

@@ -32,6 +32,7 @@ import tomli_w
 
 from pconv_kit.conventions import MASK_FILE_CONVENTIONS
 from pconv_kit.errors import ConfigError
+from pconv_kit.losses.weights import DEFAULT_WEIGHTS as _LOSS_WEIGHTS  # torch-free, like this module
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,7 +47,7 @@ _CONVENTIONS = MASK_FILE_CONVENTIONS
 _MASK_KINDS = ("units", "wide", "boxes", "blobs", "thin", "mixed")  # pconv_kit.masks.MASK_KINDS, without its import
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"base_channels": 64, "perceptual": True, "loss_tv": 0.1, "loss_ssim": 0.0},
+    "paper": {"base_channels": 64, "perceptual": True, "loss_tv": _LOSS_WEIGHTS["tv"], "loss_ssim": _LOSS_WEIGHTS["ssim"]},
     "cpu-small": {"base_channels": 24, "perceptual": False, "loss_tv": 0.5, "loss_ssim": 10.0},
 }
 """Values a preset gives the keys left unset (``None``): the paper's recipe, and the built-in model's for CPUs."""
@@ -150,10 +151,10 @@ class TrainConfig:
         "preset turns them on and no weights are found, they are turned off with a warning).",
     )
     vgg_weights: str | None = _f(None, "VGG16 weights file (.pth or .safetensors) for the perceptual/style terms.", kind="path")
-    loss_valid: float = _f(1.0, "Weight of the valid-pixel L1 term.", min=0.0)
-    loss_hole: float = _f(6.0, "Weight of the hole L1 term.", min=0.0)
-    loss_perceptual: float = _f(0.05, "Weight of the perceptual term.", min=0.0)
-    loss_style: float = _f(120.0, "Weight of each style term.", min=0.0)
+    loss_valid: float = _f(_LOSS_WEIGHTS["valid"], "Weight of the valid-pixel L1 term.", min=0.0)
+    loss_hole: float = _f(_LOSS_WEIGHTS["hole"], "Weight of the hole L1 term.", min=0.0)
+    loss_perceptual: float = _f(_LOSS_WEIGHTS["perceptual"], "Weight of the perceptual term.", min=0.0)
+    loss_style: float = _f(_LOSS_WEIGHTS["style"], "Weight of each style term.", min=0.0)
     loss_tv: float | None = _f(None, "Weight of the total-variation term (default: the preset's, 0.1 or 0.5).", min=0.0)
     loss_ssim: float | None = _f(
         None, "Weight of 1 - SSIM of the composite (not in the paper; 0 = off; default: the preset's, 0 or 10).", min=0.0

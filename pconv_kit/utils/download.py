@@ -4,14 +4,19 @@ The cache folder is :func:`cache_dir`: ``$PCONV_KIT_CACHE`` when set, else ``$XD
 else ``~/.cache/pconv-kit``. Setting ``PCONV_KIT_OFFLINE=1`` forbids network downloads (``file://`` URLs still
 work), so a machine without network fails fast with a message saying which file to provide.
 
-Checksums follow torchvision's convention: ``sha256`` is either the full 64-digit hex SHA-256 of the file or
-a prefix of it (at least 8 hex digits), e.g. ``"397923af"`` for ``vgg16-397923af.pth``.
+A download is verified against the **full** 64-digit hex SHA-256 of the file. A prefix of it, such as the 8 hex
+digits in torchvision's and OpenMMLab's file names (``vgg16-397923af.pth``), only names the file: about four
+billion files share any 8-digit prefix, and one that matches it can be made on purpose, so :func:`download_url`
+refuses a prefix. :func:`cached_download` accepts one for files whose full digest is not published: it then
+never downloads, but returns a file the user has put in the cache after checking that its digest starts with
+the prefix (an identity check against a mix-up, not a verification).
 
 Example:
     >>> import pathlib, tempfile
     >>> src = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
     >>> _ = src.write_bytes(b"hello")
-    >>> dest = download_url(src.as_uri(), src.with_name("copy.txt"), sha256="2cf24dba")
+    >>> digest = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256 of b"hello"
+    >>> dest = download_url(src.as_uri(), src.with_name("copy.txt"), sha256=digest)
     >>> dest.read_bytes()
     b'hello'
 """
@@ -36,12 +41,14 @@ __all__ = [
     "CACHE_ENV",
     "OFFLINE_ENV",
     "DownloadError",
+    "NotDownloadableError",
     "cache_dir",
     "cached_download",
     "download_url",
     "is_offline",
     "sha256_file",
     "sha256_matches",
+    "sha256_prefix_matches",
 ]
 
 CACHE_ENV = "PCONV_KIT_CACHE"
@@ -54,6 +61,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _MIN_PREFIX = 8
+_FULL = 64
 
 
 class DownloadError(WeightsNotFoundError):
@@ -67,6 +75,21 @@ class DownloadError(WeightsNotFoundError):
         super().__init__(message)
         self.url = url
         self.reason = reason
+
+
+class NotDownloadableError(DownloadError):
+    """A file is known only by a prefix of its SHA-256, so it is not downloaded: the user provides it.
+
+    Raised by :func:`cached_download` when its ``sha256`` is a prefix and the file is not in the cache; the
+    message says where to put the file. ``path`` is that place and ``prefix`` the digits it must start with.
+    """
+
+    def __init__(
+        self, message: str, url: str = "", reason: str = "", path: Path | None = None, prefix: str = ""
+    ) -> None:
+        super().__init__(message, url=url, reason=reason)
+        self.path = path
+        self.prefix = prefix
 
 
 def is_offline() -> bool:
@@ -95,19 +118,49 @@ def cache_dir() -> Path:
     return base / "pconv-kit"
 
 
-def _normalise_sha256(sha256: str | None) -> str | None:
+def _normalise_sha256(sha256: str | None, *, allow_prefix: bool = False) -> str | None:
+    """``sha256`` in lower case; a full 64-digit digest, or with ``allow_prefix`` a prefix of 8 or more digits."""
     if sha256 is None:
         return None
-    if not isinstance(sha256, str) or not _HEX.match(sha256) or not _MIN_PREFIX <= len(sha256) <= 64:
+    if not isinstance(sha256, str) or not _HEX.match(sha256) or not _MIN_PREFIX <= len(sha256) <= _FULL:
+        also = f", or a prefix of at least {_MIN_PREFIX} of them" if allow_prefix else ""
+        raise InputValueError(f"sha256 must be the full SHA-256 of the file ({_FULL} hex digits{also}); got {sha256!r}")
+    if len(sha256) < _FULL and not allow_prefix:
         raise InputValueError(
-            f"sha256 must be a hex SHA-256 digest or a prefix of one ({_MIN_PREFIX} to 64 hex digits); got {sha256!r}"
+            f"sha256 must be the full SHA-256 of the file ({_FULL} hex digits) to verify a download; got the "
+            f"{len(sha256)}-digit prefix {sha256!r}, which only names a file (as in 'vgg16-397923af.pth') and "
+            "cannot verify it. Pass the full digest, or download the file yourself and pass its path"
         )
     return sha256.lower()
 
 
 def sha256_matches(digest: str, expected: str) -> bool:
-    """Whether a full hex ``digest`` matches ``expected`` (a full digest or a prefix of one), ignoring case."""
-    return digest.lower().startswith(expected.lower())
+    """Whether two full hex SHA-256 digests are equal, ignoring case.
+
+    Raises:
+        InputValueError: ``expected`` is not a full 64-digit digest (see :func:`sha256_prefix_matches`).
+
+    Example:
+        >>> sha256_matches("AB" * 32, "ab" * 32), sha256_matches("ab" * 32, "ac" * 32)
+        (True, False)
+    """
+    full = _normalise_sha256(expected)
+    return digest.lower() == full
+
+
+def sha256_prefix_matches(digest: str, prefix: str) -> bool:
+    """Whether a full hex ``digest`` starts with ``prefix`` (8 to 64 hex digits), ignoring case.
+
+    An identity check only: it tells a file from another one it may be mixed up with, but a prefix is too short
+    to verify a file's content (see the module documentation).
+
+    Example:
+        >>> sha256_prefix_matches("397923af" + "0" * 56, "397923AF")
+        True
+    """
+    expected = _normalise_sha256(prefix, allow_prefix=True)
+    assert expected is not None
+    return digest.lower().startswith(expected)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -169,7 +222,8 @@ def download_url(
     Args:
         url: ``http(s)://``, ``ftp://`` or ``file://`` URL.
         dest: final file path.
-        sha256: expected SHA-256, full hex digest or a prefix of at least 8 hex digits; ``None`` skips the check.
+        sha256: the file's full SHA-256 (64 hex digits), checked before ``dest`` is written; ``None`` skips
+            the check. A prefix is refused (see the module documentation).
         progress: show a rich progress bar on stderr; ``None`` shows it only when stderr is a terminal.
         timeout: socket timeout in seconds.
 
@@ -180,7 +234,7 @@ def download_url(
         ChecksumError: the downloaded file does not match ``sha256`` (message gives expected and actual).
         DownloadError: network failure, HTTP error, truncated transfer, or ``PCONV_KIT_OFFLINE`` is set
             for a non-``file://`` URL.
-        InputValueError: ``sha256`` is not a hex string of 8 to 64 digits.
+        InputValueError: ``sha256`` is not a full 64-digit hex digest (a prefix included).
 
     Example:
         >>> import pathlib, tempfile
@@ -242,10 +296,9 @@ def download_url(
                 f"download of {url} is truncated: got {size} of {total} bytes", url=url, reason="truncated"
             )
         actual = h.hexdigest()
-        if expected is not None and not sha256_matches(actual, expected):
+        if expected is not None and actual != expected:
             raise ChecksumError(
-                f"SHA-256 mismatch for {url}: expected {expected}{'' if len(expected) == 64 else '...'}, "
-                f"got {actual}; the file was not saved to {dest}"
+                f"SHA-256 mismatch for {url}: expected {expected}, got {actual}; the file was not saved to {dest}"
             )
     return dest
 
@@ -259,12 +312,18 @@ def cached_download(
 ) -> Path:
     """Return the cached copy of ``url`` in :func:`cache_dir`, downloading it first if needed.
 
-    A cached file is reused when it exists and (if ``sha256`` is given) its checksum matches; a file with
-    a wrong checksum (e.g. corrupted) is downloaded again and replaced atomically.
+    With a full ``sha256`` (64 hex digits), a cached file is reused when its checksum matches; a file with a
+    wrong checksum (e.g. corrupted) is downloaded again, verified and replaced atomically. With ``None`` the
+    cache is trusted and a download is not checked.
+
+    With a prefix of the digest (8 to 63 hex digits, e.g. from a file name, for files whose full digest is not
+    published), nothing is downloaded: a prefix cannot verify a download. The user downloads the file and puts
+    it in the cache under ``filename``; it is returned when its SHA-256 starts with the prefix, an identity check
+    only (it catches a wrong or truncated file, not a forged one).
 
     Args:
         url: URL of the file.
-        sha256: expected SHA-256 (full or a prefix of at least 8 hex digits), or ``None`` to trust the cache.
+        sha256: the full SHA-256, a prefix of it (see above), or ``None`` to trust the cache.
         filename: name in the cache folder; defaults to the last component of the URL path.
         progress: as in :func:`download_url`.
 
@@ -272,7 +331,10 @@ def cached_download(
         Path of the file in the cache.
 
     Raises:
-        ChecksumError: the freshly downloaded file does not match ``sha256``.
+        ChecksumError: the freshly downloaded file does not match ``sha256``, or (prefix) the file put in the
+            cache does not start with it.
+        NotDownloadableError: ``sha256`` is a prefix and the file is not in the cache; the message says where
+            to put it.
         DownloadError: the file is not cached and cannot be downloaded (see :func:`download_url`).
 
     Example:
@@ -284,12 +346,35 @@ def cached_download(
         ...     cached_download(src.as_uri()).parent == cache_dir()
         True
     """
-    expected = _normalise_sha256(sha256)
+    expected = _normalise_sha256(sha256, allow_prefix=True)
     if filename is None:
         filename = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
     if not filename or Path(filename).name != filename or filename in {".", ".."}:
         raise InputValueError(f"cannot derive a cache file name from {url!r}; pass filename=")
     path = cache_dir() / filename
-    if path.is_file() and (expected is None or sha256_matches(sha256_file(path), expected)):
+    if expected is not None and len(expected) < _FULL:
+        return _user_provided(url, path, expected)
+    if path.is_file() and (expected is None or sha256_file(path) == expected):
         return path
     return download_url(url, path, sha256=expected, progress=progress)
+
+
+def _user_provided(url: str, path: Path, prefix: str) -> Path:
+    """The file the user put at ``path`` after an identity check against ``prefix``; never downloads."""
+    if not path.is_file():
+        raise NotDownloadableError(
+            f"{path.name} is not downloaded automatically: only the first {len(prefix)} hex digits of its SHA-256 "
+            f"are published ({prefix}), which name the file but cannot verify a download. Download it yourself "
+            f"from {url}, check it, and put it at {path}; pconv-kit then checks that its SHA-256 starts with "
+            f"{prefix} (an identity check, not a verification)",
+            url=url,
+            reason=f"only a {len(prefix)}-digit SHA-256 prefix is known",
+            path=path,
+            prefix=prefix,
+        )
+    actual = sha256_file(path)
+    if not actual.startswith(prefix):
+        raise ChecksumError(
+            f"{path} is not the file of {url}: its SHA-256 is {actual}, which does not start with {prefix}"
+        )
+    return path

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pconv_kit.convert import SOURCES, ConversionWarning, convert
-from pconv_kit_cli.errors import library_errors
+from pconv_kit_cli.errors import CommandError, library_errors
 
 EPILOG = """\b
 Examples:
@@ -28,7 +28,9 @@ Examples:
 Formats: naoto (.pth with keys enc_1.conv.input_conv.weight, ...), mmagic (.pth with keys
 generator.encoder.enc1.conv.weight, ...), keras (.h5 with layers p_conv2d_N, EncBN*, outputs_img).
 PyTorch files are read with torch.load(weights_only=True); nothing in them is executed. The registered
-models mmagic-places2-256 and mmagic-celeba-256 are converted automatically on first use with --model NAME.
+models mmagic-places2-256 and mmagic-celeba-256 are converted automatically on first use with --model NAME
+once their .pth file is in the cache: only an 8-digit prefix of its SHA-256 is published, so it is not
+downloaded automatically (see docs/convert.md).
 """
 
 
@@ -72,6 +74,9 @@ def convert_command(
     source format and checksum, and whether the conversion is exact.
     """
     err = Console(stderr=True, highlight=False)
+    target = Path(dst).expanduser()
+    if target.suffix == ".safetensors" and target.exists() and not overwrite:  # the library's message names overwrite=
+        raise CommandError(f"{target} already exists; pass --overwrite to replace it")
     with library_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConversionWarning)
         report = convert(
