@@ -7,8 +7,10 @@ the network). Adding a model is one :func:`register_model` call; nothing else ch
 
 The built-in default model, ``pconv-photos-small`` (see the model card in the documentation), ships inside the
 package and is what ``load_model(None)`` and ``inpaint(..., model=None)`` use. Checkpoints of other projects can be registered with ``converter=`` (their format): they
-are downloaded and converted by :mod:`pconv_kit.convert` on first use (``mmagic-places2-256`` and
-``mmagic-celeba-256`` are registered this way at the end of this module).
+are converted by :mod:`pconv_kit.convert` on first use (``mmagic-places2-256`` and ``mmagic-celeba-256`` are
+registered this way at the end of this module). A download is verified against the file's full SHA-256; an entry
+whose publisher gives only a prefix of it (mmagic's file names) is not downloaded: the user puts the file into the
+cache, where the prefix is checked as an identity check.
 
 Example:
     >>> import pathlib, tempfile
@@ -168,7 +170,9 @@ class ModelStatus:
     Attributes:
         name: the registry name.
         default: whether ``model=None`` / no ``--model`` uses it.
-        source: ``"built in"`` (shipped in the package), ``"download"``, or ``"download + convert (FORMAT)"``.
+        source: ``"built in"`` (shipped in the package), ``"download"`` (verified by its full SHA-256), ``"fetch by
+            hand"`` (only a prefix of its SHA-256 is published: the user puts the file into the cache), either with
+            ``" + convert (FORMAT)"`` for another project's checkpoint.
         local: the weights file on this machine (the shipped file, or the cached download or conversion), or
             ``None`` while it has not been downloaded.
         size_bytes: the size of ``local``, or ``None``.
@@ -205,13 +209,14 @@ def model_statuses() -> list[ModelStatus]:
             from pconv_kit.utils.download import cache_dir
 
             assert entry.url is not None
+            how = "download" if entry.sha256 is not None and len(entry.sha256) == 64 else "fetch by hand"
             if entry.converter is not None:
                 from pconv_kit.convert.cache import converted_cache_path
 
-                source = f"download + convert ({entry.converter})"
+                source = f"{how} + convert ({entry.converter})"
                 local = converted_cache_path(entry.name)
             else:
-                source = "download"
+                source = how
                 local = cache_dir() / (entry.filename or Path(entry.url).name)
         if not local.is_file():
             local = None

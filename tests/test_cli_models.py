@@ -37,7 +37,7 @@ def test_table_lists_the_built_in_default_and_what_downloads(downloadable: Model
     assert "(default)" in builtin and "built in" in builtin and f"{weights.stat().st_size / 1e6:.1f} MB" in builtin
     test = next(line for line in lines if "test-download" in line)
     assert "download" in test and "not yet downloaded" in test
-    assert any("mmagic-places2-256" in line and "download + convert (mmagic)" in line for line in lines)
+    assert any("mmagic-places2-256" in line and "fetch by hand + convert (mmagic)" in line for line in lines)
     # once it is in the cache, its size shows
     cached_download(downloadable.url, sha256=downloadable.sha256)  # type: ignore[arg-type]
     again = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "160"}).output

@@ -6,18 +6,9 @@ so the checks that do so are skipped while one is being made. This is the one pl
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 
 __all__ = ["capturing_graph"]
-
-
-def _compiling() -> bool:
-    is_compiling = getattr(torch.compiler, "is_compiling", None)
-    if is_compiling is None:  # torch < 2.3 has it only in torch._dynamo
-        is_compiling = importlib.import_module("torch._dynamo").is_compiling
-    return bool(is_compiling())
 
 
 def capturing_graph() -> bool:
@@ -28,5 +19,5 @@ def capturing_graph() -> bool:
         False
     """
     return bool(
-        _compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
+        torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting()
     )
