@@ -102,7 +102,7 @@ def test_config_file_and_precedence(tmp_path: Path, photos: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--steps", "0"], "steps must be >= 1; got 0"),
+        (["--steps", "0"], "steps must be >= 1; got 0 (--steps)"),
         (["--lr", "-1"], "lr must be > 0"),
         (["--hole-ratio", "0.5", "0.1"], "hole_ratio must be [lo, hi]"),
         (["--size", "100"], "use a multiple of 128 for the default 7 layers (e.g. size 128), or of 16 with "

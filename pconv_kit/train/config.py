@@ -276,19 +276,22 @@ class TrainConfig:
             _check_range(f, value)
         lo, hi = self.crop_scale
         if lo <= 0:
-            raise ConfigError(f"crop_scale must satisfy 0 < lo <= hi <= 1; got {list(self.crop_scale)}")
+            raise ConfigError(f"crop_scale must satisfy 0 < lo <= hi <= 1; got {list(self.crop_scale)}", param="crop_scale")
         if self.layer_size is not None and self.size % (2**self.layer_size):
             m = 2**self.layer_size
             lower, upper = self.size // m * m, (self.size // m + 1) * m
             sizes = f"size {lower} or {upper}" if lower else f"size {upper}"
             raise ConfigError(
                 f"size must be a multiple of 2**layer_size = {m} (layer_size={self.layer_size}); got size "
-                f"{self.size}: use {sizes}, or a smaller layer_size"
+                f"{self.size}: use {sizes}, or a smaller layer_size",
+                param="size",
             )
         if self.mask_weights is not None and self.mask_kind != "mixed":
-            raise ConfigError(f"mask_weights apply to mask_kind = mixed only; got mask_kind = {self.mask_kind!r}")
+            raise ConfigError(
+                f"mask_weights apply to mask_kind = mixed only; got mask_kind = {self.mask_kind!r}", param="mask_weights"
+            )
         if self.layer_size is not None and self.layer_size > 12:
-            raise ConfigError(f"layer_size must be at most 12; got {self.layer_size}")
+            raise ConfigError(f"layer_size must be at most 12; got {self.layer_size}", param="layer_size")
 
     def resolved(self, **changes: Any) -> TrainConfig:
         """A validated copy with ``changes`` applied."""
@@ -406,47 +409,47 @@ def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{f.name} must be {_type_name(f)}; got nothing")
+        raise ConfigError(f"{f.name} must be {_type_name(f)}; got nothing", param=f.name)
     kind = f.metadata.get("kind")
     if kind == "path":
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{f.name} must be a non-empty path string; got {value!r}")
+            raise ConfigError(f"{f.name} must be a non-empty path string; got {value!r}", param=f.name)
         return value
     if kind == "weights":
         if isinstance(value, Mapping):  # a TOML inline table {wide = 0.3, blobs = 0.3}
             value = ",".join(f"{k}={v}" for k, v in value.items())
         if not isinstance(value, str):
-            raise ConfigError(f"{f.name} must be a string like 'wide=0.3,blobs=0.3'; got {value!r}")
+            raise ConfigError(f"{f.name} must be a string like 'wide=0.3,blobs=0.3'; got {value!r}", param=f.name)
         from pconv_kit.errors import InputValueError
         from pconv_kit.masks.generator import format_weights, parse_weights
 
         try:
             return format_weights(parse_weights(value))
         except InputValueError as exc:
-            raise ConfigError(f"{f.name}: {exc}") from None
+            raise ConfigError(f"{f.name}: {exc}", param=f.name) from None
     if kind == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ConfigError(f"{f.name} must be a list of two numbers [lo, hi]; got {value!r}")
+            raise ConfigError(f"{f.name} must be a list of two numbers [lo, hi]; got {value!r}", param=f.name)
         pair = tuple(_number(f.name, v) for v in value)
         return pair
     if t.startswith("bool"):
         if not isinstance(value, bool):
-            raise ConfigError(f"{f.name} must be true or false; got {value!r}")
+            raise ConfigError(f"{f.name} must be true or false; got {value!r}", param=f.name)
         return value
     if t.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{f.name} must be an integer; got {value!r}")
+            raise ConfigError(f"{f.name} must be an integer; got {value!r}", param=f.name)
         return value
     if t.startswith("float"):
         return _number(f.name, value)
     if t.startswith("str"):
         if not isinstance(value, str):
-            raise ConfigError(f"{f.name} must be a string; got {value!r}")
+            raise ConfigError(f"{f.name} must be a string; got {value!r}", param=f.name)
         choices = f.metadata.get("choices")
         if choices and value not in choices:
-            raise ConfigError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}")
+            raise ConfigError(f"{f.name} must be one of {', '.join(choices)}; got {value!r}", param=f.name)
         return value
     raise AssertionError(f"unhandled config type {t}")  # pragma: no cover
 
@@ -458,9 +461,9 @@ def _toml_value(value: Any) -> str:
 
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number; got {value!r}")
+        raise ConfigError(f"{name} must be a number; got {value!r}", param=name)
     if not math.isfinite(value):
-        raise ConfigError(f"{name} must be finite; got {value!r}")
+        raise ConfigError(f"{name} must be finite; got {value!r}", param=name)
     return float(value)
 
 
@@ -478,8 +481,8 @@ def _check_range(f: dataclasses.Field[Any], value: Any) -> None:
     if "min" in meta:
         low = meta["min"]
         if meta.get("exclusive") and not value > low:
-            raise ConfigError(f"{f.name} must be > {low:g}; got {value!r}")
+            raise ConfigError(f"{f.name} must be > {low:g}; got {value!r}", param=f.name)
         if not value >= low:
-            raise ConfigError(f"{f.name} must be >= {low:g}; got {value!r}")
+            raise ConfigError(f"{f.name} must be >= {low:g}; got {value!r}", param=f.name)
     if "max" in meta and not value <= meta["max"]:
-        raise ConfigError(f"{f.name} must be <= {meta['max']:g}; got {value!r}")
+        raise ConfigError(f"{f.name} must be <= {meta['max']:g}; got {value!r}", param=f.name)
