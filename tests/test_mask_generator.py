@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pconv_kit.errors import InputValueError
-from pconv_kit.io import write_mask
+from pconv_kit.io import write_image, write_mask
 from pconv_kit.masks import SHAPES, MaskGenerator, Unit, draw_units
 
 
@@ -228,6 +228,9 @@ def test_user_guide_python_examples_run(tmp_path: Path, monkeypatch: pytest.Monk
     folder.mkdir(parents=True)
     for i, mask in enumerate(MaskGenerator(64, 64, seed=0).sample(3)):
         write_mask(folder / f"{i}.png", mask)
+    (tmp_path / "photos").mkdir()  # the folder the write_mask_set example reads
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "photos" / name, np.full((48, 64, 3), 120, np.uint8))
     for block in blocks:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
