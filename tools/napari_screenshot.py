@@ -1,7 +1,7 @@
 """Regenerate docs/images/napari_fill.jpg: the napari plugin's widget after a fill, in a real napari window.
 
-The script opens napari, loads the plugin's sample (File > Open Sample > pconv-kit), paints one more stroke on
-its holes layer with the Labels brush, docks the "Fill holes" widget, clicks Fill (built-in model, test-time
+The script opens napari, loads the plugin's sample (File > Open Sample > Chelsea the cat, with holes to fill),
+paints one more stroke on its holes layer with the Labels brush, docks the "Fill holes" widget, clicks Fill (built-in model, test-time
 augmentation x2) and waits for the worker, then saves a screenshot of the whole window.
 For the picture only, the filled layer is shifted to the right of the input so that the input with its
 mask and the result are side by side (the widget adds it on top of the input).

@@ -148,7 +148,7 @@ class FillWidget(Container):
         """
         image_layer, mask_layer = self.image_combo.value, self.mask_combo.value
         if image_layer is None:
-            raise PConvKitError("choose an image layer to fill (open an image, or File > Open Sample > pconv-kit)")
+            raise PConvKitError("choose an image layer to fill (open an image, or File > Open Sample)")
         if mask_layer is None:
             raise PConvKitError("choose a mask layer: add a Labels layer and paint the holes, or a Shapes layer")
         if image_layer.multiscale:

@@ -123,8 +123,10 @@ def _stroke(canvas: np.ndarray, points: np.ndarray, width: float) -> None:
         rows, cols = np.mgrid[r0:r1, c0:c1].astype(np.float64)
         direction = end - start
         length2 = float(direction @ direction)
-        t = np.zeros_like(rows) if length2 == 0 else ((rows - start[0]) * direction[0] + (cols - start[1]) * direction[1]) / length2
-        t = np.clip(t, 0.0, 1.0)
+        if length2 == 0:  # a single point: a disc
+            t = np.zeros_like(rows)
+        else:  # the position along the segment of the closest point to each pixel centre
+            t = np.clip(((rows - start[0]) * direction[0] + (cols - start[1]) * direction[1]) / length2, 0.0, 1.0)
         distance2 = (rows - start[0] - t * direction[0]) ** 2 + (cols - start[1] - t * direction[1]) ** 2
         canvas[r0:r1, c0:c1] |= (distance2 <= radius * radius).astype(np.uint8)
 
@@ -138,8 +140,9 @@ def shapes_to_holes(
     """Rasterise the shapes of a napari Shapes layer into a hole mask: covered pixels are holes.
 
     Rectangles, polygons (the polygon and lasso tools) and ellipses are filled; paths and lines are strokes
-    ``edge_width`` pixels wide (pixels whose centre is within half the width of the line, with round ends). Vertices are in the image's pixel (data) coordinates, ``(row, col)``
-    in the last two columns (napari's order). Pixel ``(r, c)`` is covered when its centre is inside a filled
+    ``edge_width`` pixels wide (pixels whose centre is within half the width of the line, with round ends).
+    Vertices are in the image's pixel (data) coordinates, ``(row, col)`` in the last two columns (napari's
+    order). Pixel ``(r, c)`` is covered when its centre is inside a filled
     shape or the shape's outline passes through the pixel (a hole mask had better cover a little too much
     than too little). Parts outside the image are clipped.
 
