@@ -155,3 +155,29 @@ def test_run_reports_unexpected_errors_as_messages(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(_widget, "fill_layer_data", broken)
     request = _widget.FillRequest(np.zeros((4, 4)), np.ones((4, 4)), False, None, 1, "auto", "x filled")
     assert _widget._run(request) == (None, "Filling failed (RuntimeError): out of memory")
+
+
+def test_the_fill_runs_off_the_gui_thread(qtbot, weights: Path, errors: list[str], monkeypatch) -> None:
+    import threading
+
+    threads: list[threading.Thread] = []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        assert not widget.fill_button.enabled and widget.progress.visible  # busy while it runs
+        return fill_layer_data(*args, **kwargs)
+
+    monkeypatch.setattr(_widget, "fill_layer_data", recording)
+    viewer, _ = _viewer_with_image()
+    holes = np.zeros((40, 56), np.uint8)
+    holes[3:9, 3:9] = 2
+    viewer.add_labels(holes, name="holes")
+    widget = FillWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.show()
+    widget.model_combo.value = WEIGHTS_FILE_CHOICE
+    widget.weights_edit.value = weights
+    _fill(qtbot, widget, viewer)
+    assert errors == [] and len(threads) == 1
+    assert threads[0] is not threading.main_thread()
+    assert not widget.progress.visible and "photo filled" in viewer.layers
