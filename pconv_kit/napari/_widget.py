@@ -26,7 +26,6 @@ __all__ = ["FillWidget", "FillRequest", "WEIGHTS_FILE_CHOICE"]
 WEIGHTS_FILE_CHOICE = "weights file..."
 """The entry of the model list that uses the file chosen in the "weights" field instead of a registered model."""
 
-_STRATEGIES = ("auto", "full", "crop", "resize")
 _LOG = logging.getLogger(__name__)
 
 
@@ -81,6 +80,7 @@ class FillWidget(Container):
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        from pconv_kit.inpaint import STRATEGIES
         from pconv_kit.registry import default_model_name, list_models
 
         self._viewer = napari_viewer
@@ -100,7 +100,7 @@ class FillWidget(Container):
                                      tooltip="a .safetensors file or a `pconv-kit train` run directory")
         self.tta_combo = ComboBox(label="test-time aug.", choices=[("off", 1), ("x2 (mirror)", 2), ("x4 (flips)", 4)],
                                   value=1, tooltip="average the fills of 1, 2 or 4 mirrored copies (slower, smoother)")
-        self.strategy_combo = ComboBox(label="large images", choices=list(_STRATEGIES), value="auto",
+        self.strategy_combo = ComboBox(label="large images", choices=list(STRATEGIES), value="auto",
                                        tooltip="auto: whole image up to 2 MP, crops around the holes above")
         self.fill_button = PushButton(text="Fill")
         self.progress = ProgressBar(min=0, max=0, visible=False, label="")
