@@ -120,7 +120,7 @@ def test_readme_and_docs_only_use_existing_commands() -> None:
                 assert word in names, f"{page.relative_to(REPO_ROOT)}: `pconv-kit {word}` is not a command"
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/index.md", "docs/conventions.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md", "docs/conventions.md", "docs/napari.md"])
 def test_python_examples_in_pages_run(page: str) -> None:
     """The Python blocks of a page, run in order as one script from the repository root, as a reader would."""
     text = (REPO_ROOT / page).read_text(encoding="utf-8")
@@ -134,6 +134,8 @@ def test_python_examples_in_pages_run(page: str) -> None:
         assert "torch.Size([1, 64, 256, 256]) torch.Size([1, 1, 256, 256])" in result.stdout
     if page == "docs/conventions.md":
         assert result.stdout.strip() == "0.125"
+    if page == "docs/napari.md":
+        assert result.stdout.strip() == "(120, 160, 3) uint8 True"
 
 
 # --- CLI help ------------------------------------------------------------------------------------------------
