@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from test_docs import quickstart_block
+from tests.test_docs import quickstart_block
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -404,7 +404,7 @@ def test_the_default_weights_have_one_source():
 
 
 def test_the_weights_table_in_the_docs_is_the_source():
-    page = (Path(__file__).resolve().parents[1] / "docs" / "losses.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "losses.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| [^|]+ \| `?[\w, `]+`? \| `(\w+)=`[^|]* \| ([\d.]+)", page, re.M)
     assert {name: float(value) for name, value in rows} == dict(DEFAULT_WEIGHTS)
 

@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 npe2 = pytest.importorskip("npe2")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = REPO_ROOT / "pconv_kit" / "napari" / "napari.yaml"
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 GUI_DISTRIBUTIONS = re.compile(r"^(napari|magicgui|qtpy|pyqt[56]?|pyside[26]?|pytest-qt|superqt|vispy)\b", re.I)

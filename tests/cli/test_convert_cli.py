@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from test_convert import keras_layers, mmagic_state, naoto_state, write_keras_h5
+from tests.convert.test_convert import keras_layers, mmagic_state, naoto_state, write_keras_h5
 
 from pconv_kit.models import load_model, read_model_config
 from pconv_kit_cli.main import cli

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_convert import mmagic_reference, mmagic_state, random_inputs
+from tests.convert.test_convert import mmagic_reference, mmagic_state, random_inputs
 
 from pconv_kit.convert import convert_checkpoint
 from pconv_kit.convert.cache import converted_cache_path

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from conftest import tolerance
+from tests.conftest import tolerance
 from pconv_kit import PartialConv2d, partial_conv2d
 from pconv_kit.errors import InputValueError, ShapeError
 from pconv_kit.layers import partial_conv2d_from_count

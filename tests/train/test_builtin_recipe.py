@@ -13,7 +13,7 @@ import pytest
 from pconv_kit.io import read_image, read_mask, write_image
 from pconv_kit.train import load_config
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "builtin_model"
+TOOLS = Path(__file__).resolve().parents[2] / "tools" / "builtin_model"
 sys.path.insert(0, str(TOOLS))
 
 import card_table  # noqa: E402

@@ -16,7 +16,7 @@ from pconv_kit.models import PConvUNet, save_model
 from pconv_kit.napari._sample_data import chelsea_with_holes
 from pconv_kit.napari.logic import fill_layer_data, image_size, labels_to_holes, shapes_to_holes
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO_ROOT / "pconv_kit" / "napari"
 
 

@@ -17,7 +17,7 @@ from pconv_kit.fill import fill_folder
 from pconv_kit.io import read_image, write_image, write_mask
 from pconv_kit.models import PConvUNet
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "fill.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "fill.md"
 H, W = 24, 32
 RNG = np.random.default_rng(0)
 

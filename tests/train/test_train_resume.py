@@ -157,7 +157,7 @@ def test_signal_to_the_process_group_with_workers(photos: Path, reference: Path,
 
 
 def _copy_photos(dest: Path) -> Path:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for folder in (root / "examples" / "images", root.parent / "shared" / "data" / "photos"):
         if folder.is_dir():
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:4]

@@ -33,7 +33,7 @@ def test_table_lists_the_built_in_default_and_what_downloads(downloadable: Model
     builtin = next(line for line in lines if "pconv-photos-small" in line)
     from pconv_kit.registry import BUILTIN_MODEL, model_info
 
-    weights = Path(__file__).resolve().parents[1] / "pconv_kit" / model_info(BUILTIN_MODEL).file  # type: ignore[operator]
+    weights = Path(__file__).resolve().parents[2] / "pconv_kit" / model_info(BUILTIN_MODEL).file  # type: ignore[operator]
     assert "(default)" in builtin and "built in" in builtin and f"{weights.stat().st_size / 1e6:.1f} MB" in builtin
     test = next(line for line in lines if "test-download" in line)
     assert "download" in test and "not yet downloaded" in test

@@ -220,7 +220,7 @@ def test_docstring_examples_run() -> None:
 
 def test_user_guide_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every Python block of docs/masks.md runs, and the outputs its comments show are the real ones."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "masks.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "masks.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)
