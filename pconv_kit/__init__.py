@@ -38,8 +38,8 @@ _EXPORTS = {
     **dict.fromkeys(("TrainConfig", "TrainSummary"), "pconv_kit.train"),
 }
 _SUBMODULES = (
-    "conventions", "convert", "core", "errors", "evaluate", "export", "fill", "geometry", "inpaint", "io", "layers",
-    "losses", "masks", "models", "opencv", "registry", "train", "utils",
+    "baselines", "conventions", "convert", "core", "errors", "evaluate", "export", "fill", "geometry", "inpaint", "io",
+    "layers", "losses", "masks", "models", "napari", "opencv", "registry", "train", "utils",
 )
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

@@ -47,9 +47,19 @@ import kornia
 import numpy as np
 import torch
 
+from pconv_kit import baselines as _baselines
+from pconv_kit.baselines import (
+    ALL_BASELINES,
+    BASELINES,
+    PATCHMATCH_MISSING,
+    check_patch_size,
+    opencv_inpaint,
+    patchmatch_available,
+    patchmatch_inpaint,
+)
 from pconv_kit.errors import InputValueError, PConvKitError
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, Inpainter
-from pconv_kit.io import from_float, list_images, read_image, read_mask, to_float
+from pconv_kit.io import list_images, read_image, read_mask, to_float
 from pconv_kit.losses.inpainting import SSIM_WINDOW
 from pconv_kit.masks.files import fit_mask_to_image, mask_stem
 from pconv_kit.models import PConvUNet
@@ -76,16 +86,6 @@ __all__ = [
 
 HOLE_BINS: tuple[tuple[float, float], ...] = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
 """Hole-ratio bins of the paper's Table 1; each is ``[lo, hi)``, the last ``[0.5, 0.6]``."""
-
-BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
-"""OpenCV baselines by name: Telea's fast marching method and Navier-Stokes."""
-
-ALL_BASELINES: tuple[str, ...] = (*BASELINES, "patchmatch")
-"""Every baseline :func:`evaluate_folder` knows: the OpenCV ones and PatchMatch (the optional ``pypatchmatch``
-package, ``pip install "pconv-kit[patchmatch]"``)."""
-
-PATCHMATCH_MISSING = 'pypatchmatch is not installed (pip install "pconv-kit[patchmatch]")'
-
 
 PSNR_CAP = 100.0
 """PSNR reported for identical images (whose PSNR is infinite)."""
@@ -162,79 +162,6 @@ def score(result: np.ndarray, original: np.ndarray, window_size: int = SSIM_WIND
     l1 = float((a - b).abs().mean()) * 100.0
     psnr, ssim = psnr_ssim(a, b, window_size)
     return {"l1": l1, "psnr": float(psnr[0]), "ssim": float(ssim[0])}
-
-
-def opencv_inpaint(image: np.ndarray, valid: np.ndarray, method: str = "telea", radius: float = 5.0) -> np.ndarray:
-    """Fill the holes with ``cv2.inpaint`` and return the composite as float32 ``[0, 1]``.
-
-    OpenCV inpaints 8-bit images, so other dtypes are converted to 8 bits first; known pixels still come
-    from the original at full precision.
-
-    Args:
-        image: ``(H, W, C)`` RGB or gray (alpha ignored), uint8/uint16/float.
-        valid: ``(H, W)`` bool, True = valid.
-        method: a key of :data:`BASELINES`.
-        radius: ``inpaintRadius`` of ``cv2.inpaint``.
-    """
-    if method not in BASELINES:
-        raise InputValueError(f"unknown baseline {method!r}; choose from {sorted(BASELINES)}")
-    return _classical_composite(
-        image, valid, lambda eight_bit, holes: cv2.inpaint(eight_bit, holes, float(radius), BASELINES[method])
-    )
-
-
-def _classical_composite(
-    image: np.ndarray, valid: np.ndarray, fill: Callable[[np.ndarray, np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """Run an 8-bit classical inpainter ``fill(image, holes)`` (holes: uint8, 255 = hole) and return the
-    composite as float32 ``[0, 1]``, known pixels from the original at full precision (alpha ignored)."""
-    color = image[..., :3] if image.shape[2] == 4 else image
-    original = to_float(color)
-    eight_bit = color if color.dtype == np.uint8 else from_float(original, np.uint8)
-    holes = (~valid).astype(np.uint8) * 255
-    filled = to_float(np.asarray(fill(np.ascontiguousarray(eight_bit), holes)).reshape(color.shape))
-    return np.where(valid[..., None], original, filled).astype(np.float32)
-
-
-def _check_patch_size(patch_size: int) -> None:
-    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 3 or patch_size % 2 == 0:
-        raise InputValueError(f"patch_size must be an odd integer >= 3; got {patch_size!r}")
-
-
-def patchmatch_available() -> bool:
-    """Whether the PatchMatch baseline can run (the ``pypatchmatch`` package and its compiled library)."""
-    try:
-        from patchmatch import patch_match
-    except ImportError:
-        return False
-    return bool(patch_match.patchmatch_available)
-
-
-def patchmatch_inpaint(image: np.ndarray, valid: np.ndarray, patch_size: int = 3) -> np.ndarray:
-    """Fill the holes with PatchMatch (Barnes et al. 2009, ``pypatchmatch``); the composite as float32 ``[0, 1]``.
-
-    Like :func:`opencv_inpaint`: 8-bit for the algorithm, known pixels from the original at full precision.
-
-    Args:
-        image: ``(H, W, C)`` RGB or gray (alpha ignored), uint8/uint16/float.
-        valid: ``(H, W)`` bool, True = valid.
-        patch_size: side of the patches PatchMatch compares (odd, >= 3).
-
-    Raises:
-        InputValueError: ``pypatchmatch`` is not installed, or a bad ``patch_size``.
-    """
-    if not patchmatch_available():
-        raise InputValueError(PATCHMATCH_MISSING)
-    _check_patch_size(patch_size)
-    from patchmatch import patch_match
-
-    def fill(eight_bit: np.ndarray, holes: np.ndarray) -> np.ndarray:  # pypatchmatch takes RGB; non-zero = hole
-        if eight_bit.shape[2] == 1:
-            rgb = patch_match.inpaint(np.repeat(eight_bit, 3, axis=2), holes, patch_size=patch_size)
-            return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        return patch_match.inpaint(eight_bit, holes, patch_size=patch_size)
-
-    return _classical_composite(image, valid, fill)
 
 
 # ---------------------------------------------------------------------------------------------- pairing
@@ -365,8 +292,8 @@ def _usable_baselines(baselines: Sequence[str], patch_size: int) -> tuple[list[s
         raise InputValueError(f"unknown baseline(s) {unknown}; choose from {list(ALL_BASELINES)}", param="baselines")
     skipped = {}
     if "patchmatch" in baselines:
-        _check_patch_size(patch_size)
-        if not patchmatch_available():
+        check_patch_size(patch_size)
+        if not _baselines.patchmatch_available():
             skipped["patchmatch"] = PATCHMATCH_MISSING
             baselines = [b for b in baselines if b != "patchmatch"]
     return list(baselines), skipped

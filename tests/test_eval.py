@@ -247,9 +247,9 @@ def test_masks_in_family_folders_get_a_table_per_family(pairs: Path) -> None:
 def test_patchmatch_baseline_is_skipped_with_one_line_when_missing(
     pairs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pconv_kit.evaluate as evaluate
+    import pconv_kit.baselines as baselines
 
-    monkeypatch.setattr(evaluate, "patchmatch_available", lambda: False)
+    monkeypatch.setattr(baselines, "patchmatch_available", lambda: False)
     args = ["eval", str(pairs / "images"), str(pairs / "masks"), "--model", str(pairs / "model.safetensors"),
             "--device", "cpu", "--baselines", "telea,patchmatch", "--json", str(pairs / "eval.json")]
     result = CliRunner().invoke(cli, args, catch_exceptions=False, env={"COLUMNS": "200"})
@@ -264,7 +264,7 @@ def test_patchmatch_baseline_is_skipped_with_one_line_when_missing(
     assert set(data["seconds_per_image"]) == {"pconv", "telea"} and all(t > 0 for t in data["seconds_per_image"].values())
     assert "time per image: pconv " in result.output and all(set(p["seconds"]) == {"pconv", "telea"} for p in data["pairs"])
     with pytest.raises(InputValueError, match="pypatchmatch is not installed"):
-        evaluate.patchmatch_inpaint(photo(0), valid_with_ratio(0.2, 0))
+        baselines.patchmatch_inpaint(photo(0), valid_with_ratio(0.2, 0))
     bad = CliRunner().invoke(cli, args + ["--patch-size", "4"], catch_exceptions=False)
     assert bad.exit_code == 2 and "patch_size must be an odd integer" in bad.output
 

@@ -153,6 +153,44 @@ def _check_weights(weights: Mapping[str, float] | Sequence[float]) -> dict[str, 
     return {f: float(w) / total for f, w in items.items()}
 
 
+def _unit_counts(
+    kind: str, weights: object, min_units: int | None, max_units: int | None, hole_ratio: object
+) -> tuple[int, int]:
+    """``(min_units, max_units)`` checked, with the family's defaults for the unset ones."""
+    if kind not in MASK_KINDS:
+        raise InputValueError(f"kind must be one of {', '.join(MASK_KINDS)}; got {kind!r}", param="kind")
+    if weights is not None and kind != "mixed":
+        raise InputValueError(f"weights apply to kind='mixed' only; got kind={kind!r}", param="weights")
+    if kind == "mixed" and (min_units is not None or max_units is not None):
+        raise InputValueError(
+            "kind='mixed' uses each family's own unit counts; leave min_units and max_units unset", param="kind"
+        )
+    family_counts = FAMILY_UNIT_COUNTS.get(kind, (0, 0, 0))
+    if min_units is None:
+        min_units = family_counts[0]
+    if max_units is None:
+        max_units = family_counts[1] if hole_ratio is None else family_counts[2]
+        max_units = max(max_units, min_units) if _is_int(min_units) else max_units
+    for name, value in (("min_units", min_units), ("max_units", max_units)):
+        if not _is_int(value) or value < 0:
+            raise InputValueError(f"{name} must be a non-negative integer; got {value!r}", param=name)
+    if min_units > max_units:
+        raise InputValueError(f"min_units ({min_units}) must be <= max_units ({max_units})", param="min_units")
+    return int(min_units), int(max_units)
+
+
+def _check_shapes(shapes: Sequence[str] | str) -> tuple[str, ...]:
+    """``shapes`` as a tuple of known unit shapes (a single name is allowed)."""
+    shapes = (shapes,) if isinstance(shapes, str) else tuple(shapes)
+    unknown = [s for s in shapes if s not in SHAPES]
+    if not shapes or unknown:
+        raise InputValueError(
+            f"shapes must be a non-empty subset of {', '.join(SHAPES)}; got {', '.join(map(repr, shapes)) or 'none'}",
+            param="shapes",
+        )
+    return shapes
+
+
 class MaskGenerator:
     """Random masks: ``(H, W)`` float32 arrays with 1 = valid pixel and 0 = hole.
 
@@ -237,40 +275,16 @@ class MaskGenerator:
     ) -> None:
         for name, value in (("height", height), ("width", width)):
             if not _is_int(value) or value <= 0:
-                raise InputValueError(f"{name} must be a positive integer; got {value!r}")
-        if kind not in MASK_KINDS:
-            raise InputValueError(f"kind must be one of {', '.join(MASK_KINDS)}; got {kind!r}")
-        if weights is not None and kind != "mixed":
-            raise InputValueError(f"weights apply to kind='mixed' only; got kind={kind!r}")
-        if kind == "mixed" and (min_units is not None or max_units is not None):
-            raise InputValueError("kind='mixed' uses each family's own unit counts; leave min_units and max_units unset")
-        family_counts = FAMILY_UNIT_COUNTS.get(kind, (0, 0, 0))
-        if min_units is None:
-            min_units = family_counts[0]
-        if max_units is None:
-            max_units = family_counts[1] if hole_ratio is None else family_counts[2]
-            max_units = max(max_units, min_units) if _is_int(min_units) else max_units
-        for name, value in (("min_units", min_units), ("max_units", max_units)):
-            if not _is_int(value) or value < 0:
-                raise InputValueError(f"{name} must be a non-negative integer; got {value!r}")
-        if min_units > max_units:
-            raise InputValueError(f"min_units ({min_units}) must be <= max_units ({max_units})")
+                raise InputValueError(f"{name} must be a positive integer; got {value!r}", param=name)
+        min_units, max_units = _unit_counts(kind, weights, min_units, max_units, hole_ratio)
         for name, value in (("max_attempts", max_attempts), ("redraws", redraws)):
             if not _is_int(value) or value < 1:
-                raise InputValueError(f"{name} must be a positive integer; got {value!r}")
+                raise InputValueError(f"{name} must be a positive integer; got {value!r}", param=name)
         if isinstance(unit_scale, bool) or not isinstance(unit_scale, numbers.Real) or not (
             math.isfinite(unit_scale) and unit_scale > 0
         ):
-            raise InputValueError(f"unit_scale must be a positive finite number; got {unit_scale!r}")
-        if isinstance(shapes, str):
-            shapes = (shapes,)
-        shapes = tuple(shapes)
-        unknown = [s for s in shapes if s not in SHAPES]
-        if not shapes or unknown:
-            raise InputValueError(
-                f"shapes must be a non-empty subset of {', '.join(SHAPES)}; "
-                f"got {', '.join(map(repr, shapes)) or 'none'}"
-            )
+            raise InputValueError(f"unit_scale must be a positive finite number; got {unit_scale!r}", param="unit_scale")
+        shapes = _check_shapes(shapes)
         self.height = int(height)
         self.width = int(width)
         self.kind = kind
