@@ -35,6 +35,19 @@ import torch.nn.functional as F
 from pconv_kit.conventions import MASK_ARRAY_CONVENTIONS
 from pconv_kit.core.check import check_binary, check_shape
 from pconv_kit.core.device import resolve_device
+from pconv_kit.core.pixels import (
+    INT_DTYPES,
+    LUMA,
+    as_model_input,
+    colour_channels,
+    luma,
+    np_from_float,
+    np_to_float,
+    np_valid,
+    split_valid,
+    torch_from_float,
+    torch_to_float,
+)
 from pconv_kit.errors import InputValueError, ShapeError
 from pconv_kit.geometry import hole_boxes, reflect_pad
 from pconv_kit.models import PConvUNet
@@ -70,121 +83,14 @@ averaged. 1: the input only; 2: also its left-right mirror; 4: also upside down 
 
 _FLIPS: dict[int, tuple[tuple[int, ...], ...]] = {1: ((),), 2: ((), (-1,)), 4: ((), (-1,), (-2,), (-2, -1))}
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB2GRAY
-_INT_DTYPES = (np.uint8, np.uint16)
 T = TypeVar("T", np.ndarray, torch.Tensor)
-
-
-# ---------------------------------------------------------------------------------------------- conversions
-
-
-def _np_to_float(array: np.ndarray) -> np.ndarray:
-    from pconv_kit.io import to_float
-
-    return to_float(array)  # float32 in [0, 1] (NaN -> 0) for every dtype it takes, in one new array
-
-
-def _np_from_float(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if np.dtype(dtype).kind == "f":  # float images: any float dtype, no rounding
-        return np.clip(array, 0.0, 1.0).astype(dtype, copy=False)
-    from pconv_kit.io import from_float
-
-    return from_float(array, dtype)
-
-
-def _torch_to_float(x: torch.Tensor) -> torch.Tensor:
-    if x.is_floating_point():  # as the NumPy path (pconv_kit.io.to_float): NaN -> 0, then clipped
-        return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1)
-    return x.float() / float(torch.iinfo(x.dtype).max)
-
-
-def _torch_from_float(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    if dtype.is_floating_point:
-        return x.to(dtype)
-    top = float(torch.iinfo(dtype).max)
-    return (x * top).round_().clamp_(0, top).to(dtype)
-
-
-def _np_valid(mask: Any, h: int, w: int, channels: int, convention: str) -> np.ndarray:
-    """Mask array -> bool ``(H, W, 1|C)``, True = valid, for an ``(H, W, C)`` image."""
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.dtype.kind not in "biuf":
-        raise InputValueError(f"mask must be a bool or numeric array; got dtype {mask.dtype}")
-    if mask.ndim == 2:
-        mask = mask[..., None]
-    if mask.ndim != 3 or mask.shape[:2] != (h, w):
-        raise ShapeError(f"mask must have shape ({h}, {w}) or ({h}, {w}, C) to match the image; got {mask.shape}")
-    if convention == "valid":
-        if mask.shape[2] not in (1, channels):
-            raise ShapeError(
-                f"mask must have shape ({h}, {w}), ({h}, {w}, 1) or ({h}, {w}, {channels}); got {mask.shape}"
-            )
-        if mask.dtype != bool:
-            bad = (mask != 0) & (mask != 1)
-            if bad.any():
-                raise InputValueError(
-                    "mask must be binary with mask_convention='valid' (1 = valid pixel, 0 = hole); found "
-                    f"{int(bad.sum())} other value(s), e.g. {mask[bad].flat[0]!r}. For a mask image (e.g. "
-                    "0/255) pass mask_convention='hole-white' or 'valid-white'"
-                )
-        return mask.astype(bool)
-    from pconv_kit.io import decode_mask
-
-    return decode_mask(mask, convention)[..., None] > 0.5
-
-
-# ---------------------------------------------------------------------------------------------- shared rules
-# One implementation of each rule, used by the NumPy path (channels-last arrays, one image) and the tensor path
-# (channels-first batches, permuted to channels-last for these helpers): which channels are colour, which
-# mask channels count, when an image has nothing to inpaint from, grey through an RGB model and back.
-
-
-def _colour_channels(channels: int, shape: tuple[int, ...], layout: str) -> int:
-    """Colour channels of an image with ``channels`` channels (RGBA: 3, its alpha is kept, not filled)."""
-    if channels not in (1, 3, 4):
-        raise ShapeError(f"image must have 1, 3 or 4 channels ({layout}); got shape {shape}")
-    return 3 if channels == 4 else channels
-
-
-def _split_valid(valid: Any, channels: int, color: int, names: Sequence[str]) -> tuple[Any, Any]:
-    """``(valid for the colour channels, valid_pixels)`` of channels-last masks ``(N, H, W, 1|channels)``.
-
-    A pixel is valid for the model only if all its colour channels are. Works on bool NumPy arrays and tensors.
-
-    Raises:
-        InputValueError: an image has no fully known pixel (``names`` names the images).
-    """
-    valid = valid[..., :color] if valid.shape[-1] == channels else valid
-    pixels = valid.all(-1)
-    known = pixels.reshape(pixels.shape[0], -1).any(1)
-    if not bool(known.all()):
-        bad = [i for i, ok in enumerate(known.tolist()) if not ok]
-        what = "every pixel as a hole" if not bool(valid[bad[0]].any()) else "a hole channel in every pixel"
-        label = names[bad[0]] if len(bad) == 1 else f"images {', '.join(names[i] for i in bad)}"
-        raise InputValueError(f"{label}: the mask marks {what}; there is nothing to inpaint from")
-    return valid, pixels
-
-
-def _luma(pred: Any) -> Any:
-    """Grey ``(..., 1)`` from channels-last RGB ``(..., 3)`` (BT.601 weights), for a NumPy array or a tensor."""
-    weights = torch.tensor(_LUMA, dtype=pred.dtype, device=pred.device) if isinstance(pred, torch.Tensor) else (
-        np.asarray(_LUMA, pred.dtype)
-    )
-    return (pred @ weights)[..., None]
-
-
-def _as_model_input(colour: Any, model_channels: int) -> Any:
-    """Grey images go through an RGB model as three equal channels (channels-last, NumPy or tensor)."""
-    if colour.shape[-1] == 1 and model_channels == 3:
-        return colour.expand(*colour.shape[:-1], 3) if isinstance(colour, torch.Tensor) else np.repeat(colour, 3, -1)
-    return colour
 
 
 def _check_convention(mask_convention: str) -> None:
     if mask_convention not in MASK_CONVENTIONS:
-        raise InputValueError(f"mask_convention must be one of {MASK_CONVENTIONS}; got {mask_convention!r}")
+        raise InputValueError(
+            f"mask_convention must be one of {MASK_CONVENTIONS}; got {mask_convention!r}", param="mask_convention"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- the inpainter
@@ -267,13 +173,13 @@ class Inpainter:
         tta: int = 1,
     ) -> None:
         if strategy not in STRATEGIES:
-            raise InputValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+            raise InputValueError(f"strategy must be one of {STRATEGIES}; got {strategy!r}", param="strategy")
         if int(max_full_pixels) < 1:
-            raise InputValueError(f"max_full_pixels must be >= 1; got {max_full_pixels}")
+            raise InputValueError(f"max_full_pixels must be >= 1; got {max_full_pixels}", param="max_full_pixels")
         if crop_margin is not None and crop_margin < 0:
-            raise InputValueError(f"crop_margin must be >= 0; got {crop_margin}")
+            raise InputValueError(f"crop_margin must be >= 0; got {crop_margin}", param="crop_margin")
         if isinstance(tta, bool) or not isinstance(tta, (int, np.integer)) or int(tta) not in TTA_CHOICES:
-            raise InputValueError(f"tta must be one of {TTA_CHOICES}; got {tta!r}")
+            raise InputValueError(f"tta must be one of {TTA_CHOICES}; got {tta!r}", param="tta")
         if isinstance(model, PConvUNet):
             self.device = resolve_device(device, model)
             self.model = model.to(self.device)
@@ -397,15 +303,15 @@ class Inpainter:
         arr = image[..., None] if image.ndim == 2 else image
         if arr.ndim != 3 or 0 in arr.shape[:2]:
             raise ShapeError(f"{name}: image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {shape}")
-        color = _colour_channels(arr.shape[2], shape, "H, W, C")
-        if not (arr.dtype in _INT_DTYPES or np.issubdtype(arr.dtype, np.floating)):
+        color = colour_channels(arr.shape[2], shape, "H, W, C")
+        if not (arr.dtype in INT_DTYPES or np.issubdtype(arr.dtype, np.floating)):
             raise InputValueError(f"{name}: image dtype must be uint8, uint16 or float; got {arr.dtype}")
         self._check_channels(color, name)
         h, w, c = arr.shape
-        valid, valid_pixels = _split_valid(_np_valid(mask, h, w, c, mask_convention)[None], c, color, [name])
+        valid, valid_pixels = split_valid(np_valid(mask, h, w, c, mask_convention)[None], c, color, [name])
         model_input = None
         if not valid.all():
-            model_input = _as_model_input(_np_to_float(arr[..., :color]), self.channels)
+            model_input = as_model_input(np_to_float(arr[..., :color]), self.channels)
         return InpaintJob(arr, shape, color, valid[0], valid_pixels[0], model_input, name)
 
     def _check_channels(self, color: int, name: str) -> None:
@@ -456,20 +362,20 @@ class Inpainter:
         box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
         pred = prediction[box]
         if color == 1 and pred.shape[2] == 3:
-            pred = _luma(pred)
+            pred = luma(pred)
         region = out[box]  # a view: writing it writes out
-        region[..., :color] = np.where(job.valid[box], arr[box][..., :color], _np_from_float(pred, arr.dtype))
+        region[..., :color] = np.where(job.valid[box], arr[box][..., :color], np_from_float(pred, arr.dtype))
         return out.reshape(job.shape)
 
     # ------------------------------------------------------------------ tensors
     def _inpaint_tensor(self, image: torch.Tensor, mask: Any, mask_convention: str) -> torch.Tensor:
         dims = check_shape(image, "B C H W", "image")
         b, c = dims["B"], dims["C"]
-        color = _colour_channels(c, tuple(image.shape), "B, C, H, W")
+        color = colour_channels(c, tuple(image.shape), "B, C, H, W")
         if not (image.is_floating_point() or image.dtype == torch.uint8):
             raise InputValueError(f"image tensor must be floating point or uint8; got dtype {image.dtype}")
         self._check_channels(color, "image")
-        valid, valid_pixels = _split_valid(
+        valid, valid_pixels = split_valid(
             self._tensor_valid(image, mask, mask_convention).permute(0, 2, 3, 1), c, color,
             [f"image {i} of the batch" for i in range(b)],
         )
@@ -477,12 +383,12 @@ class Inpainter:
         todo = torch.nonzero(~valid.flatten(1).all(1)).flatten()
         if todo.numel() == 0:
             return out
-        x = _as_model_input(_torch_to_float(image[todo, :color]).permute(0, 2, 3, 1), self.channels)
+        x = as_model_input(torch_to_float(image[todo, :color]).permute(0, 2, 3, 1), self.channels)
         pred = self.predict_tensor(x.permute(0, 3, 1, 2), valid_pixels[todo, None].float()).to(image.device)
         pred = pred.permute(0, 2, 3, 1)
         if color == 1 and pred.shape[-1] == 3:
-            pred = _luma(pred)
-        filled = _torch_from_float(pred.permute(0, 3, 1, 2), image.dtype)
+            pred = luma(pred)
+        filled = torch_from_float(pred.permute(0, 3, 1, 2), image.dtype)
         out[todo, :color] = torch.where(valid[todo].permute(0, 3, 1, 2), image[todo, :color], filled)
         return out
 
@@ -502,7 +408,7 @@ class Inpainter:
             if mask.dtype != torch.bool:
                 check_binary(mask, "mask (mask_convention='valid')")
             return mask.bool()
-        decoded = [torch.from_numpy(_np_valid(m.permute(1, 2, 0), h, w, c, mask_convention)) for m in mask]
+        decoded = [torch.from_numpy(np_valid(m.permute(1, 2, 0), h, w, c, mask_convention)) for m in mask]
         return torch.stack(decoded).permute(0, 3, 1, 2).to(image.device)  # decoded like a mask file, per image
 
     # ------------------------------------------------------------------ public call

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pconv_kit.inpaint import _LUMA, InpaintJob
+from pconv_kit.core.pixels import LUMA
+from pconv_kit.inpaint import InpaintJob
 from pconv_kit.io import encode_image, from_float, to_float, write_image
 
 __all__ = ["adapt_for_format", "encode_grey_alpha", "is_finite", "mask_panel", "write_strip"]
@@ -52,7 +53,7 @@ def encode_grey_alpha(
         return rgba, encode_image(rgba, suffix, quality), [f"grey + alpha stored as RGBA ({what} output)"]
     from PIL import Image
 
-    luma = np.rint(rgba[..., :3].astype(np.float32) @ np.asarray(_LUMA, np.float32))
+    luma = np.rint(rgba[..., :3].astype(np.float32) @ np.asarray(LUMA, np.float32))
     grey = np.where(valid, rgba[..., 0], np.clip(luma, 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
     Image.fromarray(np.stack([grey, rgba[..., 3]], axis=2)).save(buffer, format="PNG")
