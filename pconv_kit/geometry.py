@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import torch
 
+from pconv_kit.errors import InputValueError, ShapeError
+
 __all__ = ["Box", "hole_boxes", "reflect_pad"]
 
 Box = tuple[int, int, int, int]

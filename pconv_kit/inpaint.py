@@ -37,7 +37,6 @@ from pconv_kit.core.check import check_binary, check_shape
 from pconv_kit.core.device import resolve_device
 from pconv_kit.core.pixels import (
     INT_DTYPES,
-    LUMA,
     as_model_input,
     colour_channels,
     luma,

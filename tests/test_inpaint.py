@@ -507,3 +507,10 @@ def test_load_model_gives_each_caller_its_own_model_from_one_read(tmp_path: Path
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a new version of the file
     load_model(path)
     assert len(reads) == 2
+
+
+def test_hole_boxes_refuses_bad_arguments() -> None:
+    with pytest.raises(ShapeError, match=r"valid must have shape \(H, W\)"):
+        hole_boxes(np.ones((4, 4, 3), bool), 8, 4)
+    with pytest.raises(InputValueError, match="multiple must be >= 1 and margin >= 0"):
+        hole_boxes(np.ones((4, 4), bool), 0, 4)
