@@ -106,6 +106,45 @@ class _PlainProgress:
         return text + ")"
 
 
+class _FillProgress:
+    """The bar on a terminal (a line every 10 s otherwise) and one line per failure, skip or warning."""
+
+    def __init__(self, quiet: bool) -> None:
+        console = Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, disable=quiet or not console.is_terminal, transient=False,
+        )
+        self.task_id = self.progress.add_task("filling", total=None)
+        self.plain = None if quiet or console.is_terminal else _PlainProgress(console)
+        self.seen: collections.Counter[str] = collections.Counter()
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.task_id, total=total)
+        if self.plain is not None:
+            self.plain.total = total
+
+    def _line(self, style: str, word: str, result: FileResult, text: str) -> None:
+        self.progress.console.print(f"[{style}]{word}[/{style}] {escape(result.file)}: {escape(text)}",
+                                    highlight=False, soft_wrap=True)
+
+    def result(self, result: FileResult) -> None:
+        self.seen[result.status] += 1
+        if result.status == "failed":
+            self._line("red", "failed", result, result.reason)
+        elif result.status == "skipped" and result.kind is not ResultKind.OUTPUT_EXISTS and not self.quiet:
+            self._line("yellow", "skipped", result, result.reason)
+        elif not self.quiet:
+            for warning in result.warnings:
+                self._line("yellow", "warning", result, warning)
+        if result.kind is not ResultKind.OUTPUT_EXISTS:
+            self.progress.advance(self.task_id)
+        if self.plain is not None:
+            self.plain.advance()
+
+
 def _duration(seconds: float) -> str:
     """``1h02m``, ``3m05s`` or ``42s``."""
     s = int(round(seconds))
@@ -227,71 +266,17 @@ def fill(
     bit for bit (JPEG outputs are re-encoded at --quality); outputs keep each input's format, bit depth and
     relative path, and are written atomically.
     """
-    console = Console(stderr=True)
     out = Console()
     launcher_shard = shard_from_env() if shard is None else None
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet or not console.is_terminal,
-        transient=False,
-    )
-    task_id = progress.add_task("filling", total=None)
-    plain = None if quiet or console.is_terminal else _PlainProgress(console)
-    seen: collections.Counter[str] = collections.Counter()
-
-    def on_start(total: int) -> None:
-        progress.update(task_id, total=total)
-        if plain is not None:
-            plain.total = total
-
-    def on_result(result: FileResult) -> None:
-        seen[result.status] += 1
-        if result.status == "failed":
-            progress.console.print(f"[red]failed[/red] {escape(result.file)}: {escape(result.reason)}",
-                                   highlight=False, soft_wrap=True)
-        elif result.status == "skipped" and result.kind is not ResultKind.OUTPUT_EXISTS and not quiet:
-            progress.console.print(f"[yellow]skipped[/yellow] {escape(result.file)}: {escape(result.reason)}",
-                                   highlight=False, soft_wrap=True)
-        elif not quiet:
-            for warning in result.warnings:
-                progress.console.print(f"[yellow]warning[/yellow] {escape(result.file)}: {escape(warning)}",
-                                       highlight=False, soft_wrap=True)
-        if result.kind is not ResultKind.OUTPUT_EXISTS:
-            progress.advance(task_id)
-        if plain is not None:
-            plain.advance()
-
-    with library_errors(), _interrupt_exit(seen, out):
-        with progress:
+    reporter = _FillProgress(quiet)
+    with library_errors(), _interrupt_exit(reporter.seen, out):
+        with reporter.progress:
             report = fill_folder(
-                in_dir,
-                out_dir,
-                model,
-                mask=mask_file,
-                masks_dir=masks_dir,
-                mask_convention=mask_convention,
-                strategy=strategy,
-                device=device,
-                batch_size=batch_size,
-                workers=workers,
-                recursive=recursive,
-                overwrite=overwrite,
-                fmt=fmt,
-                quality=quality,
-                concat=concat,
-                shard=shard,
-                max_full_pixels=max_full_pixels,
-                max_pixels=max_pixels or None,
-                tta=tta,
-                on_start=on_start,
-                on_result=on_result,
+                in_dir, out_dir, model, mask=mask_file, masks_dir=masks_dir, mask_convention=mask_convention,
+                strategy=strategy, device=device, batch_size=batch_size, workers=workers, recursive=recursive,
+                overwrite=overwrite, fmt=fmt, quality=quality, concat=concat, shard=shard,
+                max_full_pixels=max_full_pixels, max_pixels=max_pixels or None, tta=tta,
+                on_start=reporter.start, on_result=reporter.result,
             )
         if report_path is not None:
             report.write_json(_report_path(report_path, launcher_shard))
