@@ -39,13 +39,10 @@ from pconv_kit.core.pixels import (
     INT_DTYPES,
     as_model_input,
     colour_channels,
-    luma,
-    np_from_float,
-    np_to_float,
+    fill_holes,
     np_valid,
     split_valid,
-    torch_from_float,
-    torch_to_float,
+    to_float,
 )
 from pconv_kit.errors import InputValueError, ShapeError
 from pconv_kit.geometry import hole_boxes, reflect_pad
@@ -310,7 +307,7 @@ class Inpainter:
         valid, valid_pixels = split_valid(np_valid(mask, h, w, c, mask_convention)[None], c, color, [name])
         model_input = None
         if not valid.all():
-            model_input = as_model_input(np_to_float(arr[..., :color]), self.channels)
+            model_input = as_model_input(to_float(arr[..., :color]), self.channels)
         return InpaintJob(arr, shape, color, valid[0], valid_pixels[0], model_input, name)
 
     def _check_channels(self, color: int, name: str) -> None:
@@ -359,11 +356,8 @@ class Inpainter:
         if rows.size == 0:
             return out.reshape(job.shape)
         box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-        pred = prediction[box]
-        if color == 1 and pred.shape[2] == 3:
-            pred = luma(pred)
         region = out[box]  # a view: writing it writes out
-        region[..., :color] = np.where(job.valid[box], arr[box][..., :color], np_from_float(pred, arr.dtype))
+        region[..., :color] = fill_holes(arr[box][..., :color], job.valid[box], prediction[box])
         return out.reshape(job.shape)
 
     # ------------------------------------------------------------------ tensors
@@ -382,13 +376,10 @@ class Inpainter:
         todo = torch.nonzero(~valid.flatten(1).all(1)).flatten()
         if todo.numel() == 0:
             return out
-        x = as_model_input(torch_to_float(image[todo, :color]).permute(0, 2, 3, 1), self.channels)
+        colour = image[todo, :color].permute(0, 2, 3, 1)  # channels-last, as the NumPy path and the pixel rules
+        x = as_model_input(to_float(colour), self.channels)
         pred = self.predict_tensor(x.permute(0, 3, 1, 2), valid_pixels[todo, None].float()).to(image.device)
-        pred = pred.permute(0, 2, 3, 1)
-        if color == 1 and pred.shape[-1] == 3:
-            pred = luma(pred)
-        filled = torch_from_float(pred.permute(0, 3, 1, 2), image.dtype)
-        out[todo, :color] = torch.where(valid[todo].permute(0, 3, 1, 2), image[todo, :color], filled)
+        out[todo, :color] = fill_holes(colour, valid[todo], pred.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return out
 
     @staticmethod

@@ -16,8 +16,8 @@ import torch
 from pconv_kit.errors import InputValueError, ShapeError
 
 __all__ = [
-    "INT_DTYPES", "LUMA", "as_model_input", "colour_channels", "luma", "np_from_float", "np_to_float", "np_valid",
-    "split_valid", "torch_from_float", "torch_to_float",
+    "INT_DTYPES", "LUMA", "as_model_input", "colour_channels", "fill_holes", "luma", "np_from_float", "np_to_float",
+    "np_valid", "split_valid", "to_float", "torch_from_float", "torch_to_float",
 ]
 
 LUMA = (0.299, 0.587, 0.114)
@@ -127,3 +127,27 @@ def as_model_input(colour: Any, model_channels: int) -> Any:
     if colour.shape[-1] == 1 and model_channels == 3:
         return colour.expand(*colour.shape[:-1], 3) if isinstance(colour, torch.Tensor) else np.repeat(colour, 3, -1)
     return colour
+
+
+def to_float(image: Any) -> Any:
+    """A NumPy image or a tensor as float32 in ``[0, 1]`` (integers divided by their maximum, NaN -> 0)."""
+    return torch_to_float(image) if isinstance(image, torch.Tensor) else np_to_float(image)
+
+
+def fill_holes(colour: Any, valid: Any, prediction: Any) -> Any:
+    """Known pixels of ``colour`` where ``valid``, else ``prediction`` in ``colour``'s dtype (rounded for integers).
+
+    The composite of both paths of :func:`pconv_kit.inpaint`, channels-last: ``colour`` ``(..., c)`` in its own
+    dtype, ``valid`` bool ``(..., 1|c)``, ``prediction`` float ``(..., c|3)`` in ``[0, 1]`` (an RGB prediction of a
+    grey image is taken as its luma). Known pixels never go through floating point, so they come back bit-exact.
+
+    Example:
+        >>> fill_holes(np.array([[[10], [20]]], np.uint8), np.array([[[True], [False]]]), np.full((1, 2, 3), 0.5))
+        array([[[ 10],
+                [128]]], dtype=uint8)
+    """
+    if colour.shape[-1] == 1 and prediction.shape[-1] == 3:
+        prediction = luma(prediction)
+    if isinstance(colour, torch.Tensor):
+        return torch.where(valid, colour, torch_from_float(prediction, colour.dtype))
+    return np.where(valid, colour, np_from_float(prediction, colour.dtype))
