@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from pconv_kit.errors import InputValueError
+from pconv_kit.masks.mixture import MIXED_WEIGHTS, check_weights, format_weights, parse_weights
 from pconv_kit.masks.shapes import FAMILIES, FAMILY_SAMPLERS, SHAPES, UNIT_KINDS, Unit, draw_units
 
 __all__ = [
@@ -65,9 +66,6 @@ MASK_KINDS: tuple[str, ...] = (*FAMILIES, "mixed")
 #: then an error), so a tiny size fails part-way through a set instead of at once.
 MIN_MASK_SIDE = 16
 
-#: Default weights of ``kind="mixed"`` (normalised to sum to 1).
-MIXED_WEIGHTS: dict[str, float] = {"units": 0.15, "wide": 0.25, "boxes": 0.15, "blobs": 0.30, "thin": 0.15}
-
 #: Default ``(min_units, max_units without hole_ratio, max_units with hole_ratio)`` of each family: the unit
 #: count of a free mask, and enough units to reach a hole ratio of 0.6 when a range is asked for.
 FAMILY_UNIT_COUNTS: dict[str, tuple[int, int, int]] = {
@@ -89,68 +87,6 @@ def seeded_rng(seed: object) -> np.random.Generator:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def parse_weights(text: str) -> dict[str, float]:
-    """Parse ``"wide=0.3,blobs=0.3,boxes=0.2"`` into normalised mixture weights over every family.
-
-    Families left out weigh 0. Used by ``pconv-kit masks --weights`` and the trainer's ``mask_weights``.
-
-    Example:
-        >>> parse_weights("wide=1, blobs=3")
-        {'units': 0.0, 'wide': 0.25, 'boxes': 0.0, 'blobs': 0.75, 'thin': 0.0}
-    """
-    weights: dict[str, float] = {}
-    for item in str(text).split(","):
-        if not item.strip():
-            continue
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        try:
-            number = float(value)
-        except ValueError:
-            number = None  # type: ignore[assignment]
-        if not sep or number is None:
-            raise InputValueError(f"mask weights must look like 'wide=0.3,blobs=0.3'; got {item.strip()!r} in {text!r}")
-        if name in weights:
-            raise InputValueError(f"mask weights name {name!r} twice in {text!r}")
-        weights[name] = number
-    if not weights:
-        raise InputValueError(f"mask weights must name at least one family ({', '.join(FAMILIES)}); got {text!r}")
-    return _check_weights(weights)
-
-
-def format_weights(weights: Mapping[str, float]) -> str:
-    """The text form of mixture weights that :func:`parse_weights` reads (families of weight 0 left out).
-
-    Example:
-        >>> format_weights({"units": 0.0, "wide": 0.25, "blobs": 0.75})
-        'wide=0.25,blobs=0.75'
-    """
-    return ",".join(f"{family}={weights[family]:g}" for family in FAMILIES if weights.get(family, 0.0) > 0)
-
-
-def _check_weights(weights: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
-    """Mixture weights as ``{family: weight}`` over every family, normalised to sum to 1."""
-    if isinstance(weights, Mapping):
-        unknown = [k for k in weights if k not in FAMILIES]
-        if unknown:
-            raise InputValueError(f"unknown mask families in weights: {unknown}; expected some of {', '.join(FAMILIES)}")
-        items = {f: weights.get(f, 0.0) for f in FAMILIES}
-    else:
-        values = list(weights)
-        if len(values) != len(FAMILIES):
-            raise InputValueError(
-                f"weights must have one value per family ({', '.join(FAMILIES)}); got {len(values)} values"
-            )
-        items = dict(zip(FAMILIES, values))
-    for family, w in items.items():
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
-            raise InputValueError(f"the weight of {family!r} must be a non-negative finite number; got {w!r}")
-    total = float(sum(items.values()))
-    if total <= 0:
-        raise InputValueError("at least one family weight must be positive")
-    return {f: float(w) / total for f, w in items.items()}
 
 
 def _unit_counts(
@@ -305,7 +241,7 @@ class MaskGenerator:
         self._best_short = 0
         self._warned = False
         if kind == "mixed":
-            self.weights = _check_weights(MIXED_WEIGHTS if weights is None else weights)
+            self.weights = check_weights(MIXED_WEIGHTS if weights is None else weights)
             self._families = {
                 family: MaskGenerator(
                     self.height, self.width, hole_ratio=self.hole_ratio, shapes=shapes, unit_scale=self.unit_scale,
