@@ -439,7 +439,8 @@ def inpaint(
         model: a :class:`~pconv_kit.models.PConvUNet`, a path to saved weights (a ``.safetensors`` file from
             ``pconv-kit train`` or its run directory), a registered name, or ``None`` for the built-in model
             (``pconv-photos-small``, shipped with the package).
-            Models loaded from a path are cached between calls.
+            A file is read and checked once; each call gets its own copy of the model (a few ms). For
+            many calls, an :class:`Inpainter` keeps one model.
         mask_convention: ``"valid"`` (default): binary, 1/True = valid, 0/False = hole (the paper's ``M``);
             ``"hole-white"``: a mask image whose white (>= 50% of the range) pixels are holes;
             ``"valid-white"``: white pixels are kept, black ones are holes.
