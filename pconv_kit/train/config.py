@@ -131,7 +131,7 @@ class TrainConfig:
         min=0,
     )
     init_weights: str | None = _f(
-        None, "Start from these model weights (.safetensors or a run directory), e.g. for --finetune.", kind="path"
+        None, "Start from these model weights (.safetensors or a run directory), e.g. for the finetune stage.", kind="path"
     )
     sync_bn: bool = _f(False, "Use SyncBatchNorm across processes (torchrun on GPUs).")
     channels_last: bool = _f(False, "Use the channels_last memory format (often faster on GPUs).")
