@@ -14,7 +14,7 @@ from pconv_kit.errors import InputValueError, PConvKitError
 from pconv_kit.fill.pipeline import Pipeline
 from pconv_kit.fill.plan import FORMATS, FillTask, check_folders, check_shard, plan_tasks, shard_from_env
 from pconv_kit.fill.results import FileResult, FillReport, ResultKind
-from pconv_kit.fill.steps import FillOptions, Loaded, SharedMask, output_name, read_task, write_result
+from pconv_kit.fill.steps import FillOptions, Loaded, SharedMask, read_task, write_result
 from pconv_kit.inpaint import DEFAULT_MAX_FULL_PIXELS, Inpainter
 from pconv_kit.io import read_mask
 from pconv_kit.masks.files import MaskIndex
@@ -40,14 +40,14 @@ def _check_options(fmt: str, quality: int, batch_size: int, workers: int, max_pi
             raise InputValueError(f"{name} must be >= 1; got {value}", param=name)
 
 
-def _split_done(tasks: list[FillTask], overwrite: bool) -> tuple[list[FillTask], list[FileResult]]:
+def _split_done(tasks: list[FillTask], out_dir: Path, overwrite: bool) -> tuple[list[FillTask], list[FileResult]]:
     """The tasks to run, and rows for the outputs that exist already (a resumed run skips them)."""
     todo: list[FillTask] = []
     done_before: list[FileResult] = []
     for task in tasks:
         if not overwrite and task.dest.exists() and (task.concat_dest is None or task.concat_dest.exists()):
             done_before.append(FileResult.of(task.name, ResultKind.OUTPUT_EXISTS, "output exists",
-                                             output=output_name(task)))
+                                             output=task.dest.relative_to(out_dir).as_posix()))
         elif not overwrite and task.dest.exists():  # a rerun with concat: strips from the outputs on disk
             todo.append(dataclasses.replace(task, strip_only=True))
         else:
@@ -149,7 +149,7 @@ def fill_folder(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir, recursive=True)  # left by a run that was killed mid-write
-    todo, done_before = _split_done(tasks, overwrite)
+    todo, done_before = _split_done(tasks, out_dir, overwrite)
     if on_start is not None:
         on_start(len(todo) + len(collisions))
     results: dict[str, FileResult] = {}

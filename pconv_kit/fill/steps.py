@@ -73,16 +73,6 @@ class Loaded:
     metadata: ImageMetadata = ImageMetadata(None, None)
     grey_alpha: bool = False  # the file is grey + alpha (read as RGBA): written back as grey + alpha
 
-    @property
-    def out_rel(self) -> str:
-        """The output's path relative to the output folder."""
-        return output_name(self.task)
-
-
-def output_name(task: FillTask) -> str:
-    """The output's path relative to the output folder, for reports."""
-    return task.dest.relative_to(task.dest.parents[len(task.rel.parts) - 1]).as_posix()
-
 
 def _failed(task: FillTask, kind: ResultKind, reason: str) -> Finished[FileResult]:
     return Finished(FileResult.of(task.name, kind, reason))
@@ -161,8 +151,9 @@ def write_result(item: Loaded, prediction: np.ndarray | None, opts: FillOptions)
     if item.task.strip_only:
         return _strip_from_output(item, opts)
     task, job = item.task, item.job
+    out_rel = task.dest.relative_to(opts.out_dir).as_posix()
     result = FileResult.of(
-        task.name, ResultKind.FILLED if prediction is not None else ResultKind.NO_HOLES, output=item.out_rel,
+        task.name, ResultKind.FILLED if prediction is not None else ResultKind.NO_HOLES, output=out_rel,
         mask=item.mask_source, hole_ratio=round(job.hole_ratio, 6), warnings=list(item.warnings),
     )
     try:
@@ -181,10 +172,10 @@ def write_result(item: Loaded, prediction: np.ndarray | None, opts: FillOptions)
             write_strip(task.concat_dest, job, output, task.dest.suffix, opts.quality, overwrite=True)
     except FileExistsError:
         return FileResult.of(task.name, ResultKind.OUTPUT_APPEARED, "output appeared while running",
-                             output=item.out_rel)
+                             output=out_rel)
     except (*_FILE_ERRORS, MemoryError) as exc:  # a full disk, an encoder refusing the pixels
         reason = str(exc) or type(exc).__name__
-        return FileResult.of(task.name, ResultKind.WRITE_ERROR, f"cannot write {item.out_rel}: {reason}",
+        return FileResult.of(task.name, ResultKind.WRITE_ERROR, f"cannot write {out_rel}: {reason}",
                              mask=item.mask_source)
     return result
 
@@ -213,7 +204,8 @@ def _encode_and_write(item: Loaded, prediction: np.ndarray | None, opts: FillOpt
 
 def _strip_from_output(item: Loaded, opts: FillOptions) -> FileResult:
     """The review strip of an output that is already on disk (the model does not run again)."""
-    task, job, out_rel = item.task, item.job, item.out_rel
+    task, job = item.task, item.job
+    out_rel = task.dest.relative_to(opts.out_dir).as_posix()
     try:
         mismatch = write_strip(task.concat_dest, job, read_image(task.dest), task.dest.suffix, opts.quality,  # type: ignore[arg-type]
                                overwrite=False)
