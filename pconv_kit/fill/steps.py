@@ -99,21 +99,29 @@ def _check_header(task: FillTask, max_pixels: int | None) -> tuple[Finished[File
     return None, header.mode in ("LA", "La")
 
 
-def _find_valid(task: FillTask, image: np.ndarray, opts: FillOptions) -> tuple[np.ndarray, str, list[str]]:
-    """The image's mask at its size (1 = valid), where it came from, and warnings."""
+def _find_mask(task: FillTask, image: np.ndarray, opts: FillOptions) -> tuple[np.ndarray, str, list[str]]:
+    """The image's mask as found (1 = valid, not yet fitted to the image), where it came from, and warnings."""
     shared = opts.shared_mask
-    valid, source, warns = find_mask(
+    return find_mask(
         task.src, task.rel, image, siblings=task.siblings, mask=shared.valid if shared else None,
         mask_name=shared.name if shared else "", masks=opts.masks, recursive=opts.recursive,
         mask_convention=opts.mask_convention,
     )
+
+
+def _fit_mask(valid: np.ndarray, image: np.ndarray, opts: FillOptions) -> tuple[np.ndarray, list[str]]:
+    """The mask at the image's size (the shared mask is fitted once per size) and the warnings it cost."""
     h, w = image.shape[:2]
-    valid, more = shared.fitted(h, w) if shared is not None and valid is shared.valid else fit_mask_to_image(valid, h, w)
-    return valid, source, warns + more
+    shared = opts.shared_mask
+    return shared.fitted(h, w) if shared is not None and valid is shared.valid else fit_mask_to_image(valid, h, w)
 
 
 def read_task(task: FillTask, opts: FillOptions) -> Loaded | Finished[FileResult]:
-    """Read one image and its mask and prepare it for the model, or a failure row saying why not."""
+    """Read one image and its mask and prepare it for the model, or a failure row saying why not.
+
+    A failure's kind is the step it happened in: reading the image or a mask file, finding the mask, fitting it
+    to the image's size, or preparing the pair for the model (all hole when the mask leaves no known pixel).
+    """
     kind = ResultKind.UNREADABLE
     try:
         failure, grey_alpha = _check_header(task, opts.max_pixels)
@@ -121,25 +129,19 @@ def read_task(task: FillTask, opts: FillOptions) -> Loaded | Finished[FileResult
             return failure
         image = read_image(task.src)
         kind = ResultKind.MISSING_MASK
-        valid, source, warnings = _find_valid(task, image, opts)
-        kind = ResultKind.BAD_INPUT
-        job = opts.inpainter.prepare(image, valid > 0.5, "valid", name=task.name)
-        return Loaded(task, job, source, warnings, source == "alpha", read_metadata(task.src), grey_alpha)
+        valid, source, warnings = _find_mask(task, image, opts)
+        kind = ResultKind.SIZE_MISMATCH
+        valid, more = _fit_mask(valid, image, opts)
+        known = valid > 0.5
+        kind = ResultKind.BAD_INPUT if known.any() else ResultKind.ALL_HOLE
+        job = opts.inpainter.prepare(image, known, "valid", name=task.name)
+        return Loaded(task, job, source, warnings + more, source == "alpha", read_metadata(task.src), grey_alpha)
     except ImageReadError as exc:  # the image, or its mask file
         return _failed(task, ResultKind.UNREADABLE, str(exc))
     except _FILE_ERRORS as exc:
-        return _failed(task, _read_kind(kind, str(exc)), str(exc))
+        return _failed(task, kind, str(exc))
     except MemoryError:
         return _failed(task, ResultKind.OUT_OF_MEMORY, "out of memory while reading it (see max_pixels)")
-
-
-def _read_kind(stage: ResultKind, message: str) -> ResultKind:
-    """The kind of a failure raised while reading: the stage it happened in, made precise by the error."""
-    if message.startswith("size mismatch"):
-        return ResultKind.SIZE_MISMATCH
-    if stage is ResultKind.BAD_INPUT and "nothing to inpaint from" in message:
-        return ResultKind.ALL_HOLE
-    return stage
 
 
 def write_result(item: Loaded, prediction: np.ndarray | None, opts: FillOptions) -> FileResult:
