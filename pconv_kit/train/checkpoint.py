@@ -5,6 +5,7 @@ A run directory holds::
     config.toml                  the configuration as used (resolved seed, layer_size, ...)
     metrics.jsonl                one JSON object per line: training losses, throughput, validation metrics
     samples/step_0001000.png     validation grids: masked input | output | composite | truth
+    checkpoints/step_0001000.safetensors   weights kept every keep_every steps (when keep_every > 0)
     last.safetensors (+ .json)   latest model weights (pconv_kit.models.save_model format)
     best.safetensors (+ .json)   weights with the best validation PSNR
     training_state.pt            model + optimizer + grad scaler + step + RNG states, for --resume
@@ -42,6 +43,8 @@ __all__ = [
     "BEST_FILE",
     "SUMMARY_FILE",
     "SAMPLES_DIR",
+    "KEPT_DIR",
+    "kept_weights_path",
     "STATE_FORMAT",
     "TrainingState",
     "capture_rng_state",
@@ -60,6 +63,7 @@ LAST_FILE = "last.safetensors"
 BEST_FILE = "best.safetensors"
 SUMMARY_FILE = "summary.json"
 SAMPLES_DIR = "samples"
+KEPT_DIR = "checkpoints"
 STATE_FORMAT = "pconv-kit/training-state/1"
 
 
@@ -67,6 +71,16 @@ def run_files(run_dir: str | os.PathLike[str]) -> list[Path]:
     """The files of ``run_dir`` that mark it as a training run (those that exist)."""
     run_dir = Path(run_dir)
     return [run_dir / n for n in (CONFIG_FILE, STATE_FILE, LAST_FILE, METRICS_FILE) if (run_dir / n).exists()]
+
+
+def kept_weights_path(run_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where ``keep_every`` keeps the weights of ``step``.
+
+    Example:
+        >>> kept_weights_path("runs/a", 1500).as_posix()
+        'runs/a/checkpoints/step_0001500.safetensors'
+    """
+    return Path(run_dir) / KEPT_DIR / f"step_{step:07d}.safetensors"
 
 
 def weights_metadata(step: int, cfg: TrainConfig, val: dict[str, Any] | None = None) -> dict[str, str]:

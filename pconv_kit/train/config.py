@@ -181,6 +181,12 @@ class TrainConfig:
     log_every: int = _f(10, "Write a metrics.jsonl line every this many steps.", min=1, group="logging and checkpoints")
     val_every: int = _f(1000, "Validate (PSNR, SSIM, sample grid) every this many steps.", min=1)
     checkpoint_every: int = _f(1000, "Write last.safetensors and the training state every this many steps.", min=1)
+    keep_every: int = _f(
+        0,
+        "Also keep the weights of every this many steps as checkpoints/step_NNNNNNN.safetensors (0 = off), e.g. "
+        "to average the last few.",
+        min=0,
+    )
     grid_rows: int = _f(4, "Validation images shown in each sample grid.", min=1)
 
     # ------------------------------------------------------------------ construction
@@ -343,6 +349,7 @@ RESUME_CHANGEABLE = frozenset(
         "log_every",
         "val_every",
         "checkpoint_every",
+        "keep_every",
         "grid_rows",
     }
 )

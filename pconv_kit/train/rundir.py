@@ -20,6 +20,7 @@ from pconv_kit.train.checkpoint import (
     LAST_FILE,
     METRICS_FILE,
     SAMPLES_DIR,
+    KEPT_DIR,
     STATE_FILE,
     SUMMARY_FILE,
     TrainingState,
@@ -91,12 +92,12 @@ def remove_stale_temp_files(run_dir: Path) -> None:
     """Delete temporary files that a killed run left behind mid-write (``.last.XXXX.tmp.safetensors``...)."""
     stems = (CONFIG_FILE, METRICS_FILE, STATE_FILE, LAST_FILE, BEST_FILE, SUMMARY_FILE)
     prefixes = tuple(f".{Path(n).stem}." for n in stems) + tuple(f".{n}." for n in stems)
-    for folder in (run_dir, run_dir / SAMPLES_DIR):
+    for folder in (run_dir, run_dir / SAMPLES_DIR, run_dir / KEPT_DIR):
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
             name = path.name
-            if ".tmp" in name and (name.startswith(prefixes) or (folder.name == SAMPLES_DIR and name.startswith(".step_"))):
+            if ".tmp" in name and (name.startswith(prefixes) or (folder != run_dir and name.startswith(".step_"))):
                 with contextlib.suppress(OSError):
                     path.unlink()
 

@@ -25,20 +25,9 @@ from torch.utils.data import DataLoader
 
 from pconv_kit.errors import ConfigError
 from pconv_kit.train.build import DEFAULT_LAYER_SIZE, build_parts, next_multiple, perceptual_or_warn, resolve_model_size
-from pconv_kit.train.checkpoint import (
-    BEST_FILE,
-    CONFIG_FILE,
-    LAST_FILE,
-    METRICS_FILE,
-    STATE_FILE,
-    SUMMARY_FILE,
-    TrainingState,
-    capture_rng_state,
-    restore_rng_state,
-    save_training_state,
-    state_dict_digest,
-    weights_metadata,
-)
+from pconv_kit.train.checkpoint import BEST_FILE, CONFIG_FILE, LAST_FILE, METRICS_FILE, STATE_FILE, SUMMARY_FILE, TrainingState
+from pconv_kit.train.checkpoint import capture_rng_state, kept_weights_path, restore_rng_state, save_training_state
+from pconv_kit.train.checkpoint import state_dict_digest, weights_metadata
 from pconv_kit.train.config import TrainConfig
 from pconv_kit.train.data import (
     DataSplit,
@@ -238,8 +227,12 @@ class _Trainer:
         from pconv_kit.models import save_model
 
         cfg, parts = self.cfg, self.parts
+        metadata = weights_metadata(step, cfg, self.validation.last)
         if not self._link_best_as_last(step):
-            save_model(parts.model, self.run_dir / LAST_FILE, metadata=weights_metadata(step, cfg, self.validation.last))
+            save_model(parts.model, self.run_dir / LAST_FILE, metadata=metadata)
+        if cfg.keep_every and step % cfg.keep_every == 0:  # checkpoints/step_NNNNNNN.safetensors
+            kept_weights_path(self.run_dir, step).parent.mkdir(exist_ok=True)
+            save_model(parts.model, kept_weights_path(self.run_dir, step), metadata=metadata)
         state = TrainingState(
             step=step,
             steps=cfg.steps,
@@ -388,7 +381,7 @@ class _Trainer:
         if step % cfg.val_every == 0 or last:
             self._validate(step)
         stop = self.ctx.any(stop_event.is_set())
-        if step % cfg.checkpoint_every == 0 or last or stop:
+        if step % cfg.checkpoint_every == 0 or last or stop or (cfg.keep_every and step % cfg.keep_every == 0):
             self.loop_time = time.perf_counter() - self.loop_start
             self._checkpoint(step)
         spent = time.perf_counter() - t_extra

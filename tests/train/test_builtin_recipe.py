@@ -57,6 +57,52 @@ def test_make_eval_set(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["train_a.png", "train_b.png"]
 
 
+def test_make_eval_set_validation(tmp_path: Path) -> None:
+    """--validation: the same layout from training photos only, never a held-out one."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    training = [f"train_{i:02d}" for i in range(14)]
+    for stem in (*make_eval_set.HELD_OUT, *training):
+        write_image(photos / f"{stem}.png", rng.integers(0, 256, (150, 200, 3), dtype=np.uint8))
+    out = tmp_path / "valset"
+    subprocess.run(
+        [sys.executable, str(TOOLS / "make_eval_set.py"), str(photos), str(out), "--validation", "--size", "64"],
+        check=True, capture_output=True, text=True,
+    )
+    used = sorted({p.name.split("_")[0] + "_" + p.name.split("_")[1] for p in (out / "images").iterdir()})
+    assert used == ["train_00", "train_02", "train_04", "train_06", "train_08", "train_10"]  # evenly spaced
+    assert len(list((out / "masks").glob("*/*.png"))) == len(used) * 2 * len(make_eval_set.BINS) * len(eval_masks.FAMILIES)
+
+
+def test_average_weights(tmp_path: Path) -> None:
+    import average_weights
+    import torch
+
+    from pconv_kit.models import PConvUNet, load_model, save_model
+
+    states = []
+    for i in range(3):
+        torch.manual_seed(i)
+        model = PConvUNet(layer_size=3, base_channels=4)
+        for buffer in model.buffers():  # running statistics are averaged too
+            buffer.copy_(torch.rand_like(buffer.float()).to(buffer.dtype) if buffer.is_floating_point() else buffer + 3 * i)
+        save_model(model, tmp_path / f"{i}.safetensors", metadata={"pconv_kit.step": str(100 * i)})
+        states.append(model.state_dict())
+    out = tmp_path / "mean.safetensors"
+    subprocess.run(
+        [sys.executable, str(TOOLS / "average_weights.py"), str(out), *(str(tmp_path / f"{i}.safetensors") for i in range(3))],
+        check=True, capture_output=True, text=True,
+    )
+    mean = load_model(out).state_dict()
+    for key, value in mean.items():
+        expected = sum(s[key].double() for s in states) / 3 if value.is_floating_point() else states[-1][key].double()
+        torch.testing.assert_close(value.double(), expected, rtol=0, atol=1e-6, msg=key)
+    save_model(PConvUNet(layer_size=3, base_channels=8), tmp_path / "other.safetensors")
+    with pytest.raises(SystemExit, match="only one architecture averages"):
+        average_weights.average([tmp_path / "0.safetensors", tmp_path / "other.safetensors"])
+
+
 @pytest.mark.parametrize("family", eval_masks.FAMILIES)
 def test_eval_masks_look_like_their_family(family: str) -> None:
     """The evaluation generators draw what their family says, in every bin, reproducibly."""

@@ -431,6 +431,20 @@ def test_last_and_best_weights_share_one_file_when_equal(tmp_path: Path, photos:
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
 
 
+def test_keep_every_keeps_the_weights_of_those_steps(tmp_path: Path, photos: Path) -> None:
+    run = tmp_path / "run"
+    cfg = TrainConfig(images=str(photos), out=str(run), steps=5, val_every=100, checkpoint_every=100, keep_every=2, **TINY)
+    train(cfg, reporter="none")
+    kept = sorted(p.name for p in (run / "checkpoints").glob("*.safetensors"))
+    assert kept == ["step_0000002.safetensors", "step_0000004.safetensors"]  # not step 5, the end
+    assert read_model_config(run / "checkpoints" / kept[1])[1]["pconv_kit.step"] == "4"
+    assert not all(torch.equal(a, b) for a, b in zip(*(_weights(run, f"checkpoints/{k}").values() for k in kept)))
+    # a resumed run may change keep_every; the kept weights of a step equal last.safetensors at that step
+    train(resume_config(run, steps=6, keep_every=3), resume=True, reporter="none")
+    six = _weights(run, "checkpoints/step_0000006.safetensors")
+    assert all(torch.equal(v, _weights(run, "last.safetensors")[k]) for k, v in six.items())
+
+
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path: Path, photos: Path) -> None:
     # what a kill before the first checkpoint leaves: config.toml and metrics.jsonl, no training state
     common = dict(images=str(photos), steps=4, log_every=1, val_every=2, checkpoint_every=100, **TINY)
@@ -448,3 +462,20 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0(tmp_path:
     assert again.weights_digest == whole.weights_digest  # the same run, from its saved config and seed
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [json.loads(x)["step"] for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_stale_temp_files_are_removed_from_the_run_folders(tmp_path: Path) -> None:
+    from pconv_kit.train.rundir import remove_stale_temp_files
+
+    run = tmp_path / "run"
+    for folder in (run, run / "samples", run / "checkpoints"):
+        folder.mkdir(parents=True)
+    left = [run / ".last.0a1b2c3d.tmp.safetensors", run / "samples" / ".step_0000010.0a1b2c3d.tmp.png",
+            run / "checkpoints" / ".step_0000010.0a1b2c3d.tmp.safetensors",
+            run / "checkpoints" / ".step_0000010.safetensors.0a1b2c3d.tmp.json"]
+    kept = [run / "checkpoints" / "step_0000010.safetensors", run / "notes.tmp.txt", run / ".mine.0a1b2c3d.tmp.txt"]
+    for path in left + kept:
+        path.write_text("x")
+    remove_stale_temp_files(run)
+    assert [p.exists() for p in left] == [False] * len(left)
+    assert [p.exists() for p in kept] == [True] * len(kept)

@@ -13,6 +13,11 @@ Layout (what `pconv-kit eval IMAGES MASKS --recursive` reads, reporting per fami
 Usage:
     python tools/builtin_model/make_eval_set.py PHOTOS_DIR OUT_DIR [--train-dir DIR] [--size 512]
 with --train-dir, also a folder of symbolic links to every photo that is not held out (the training photos).
+
+    python tools/builtin_model/make_eval_set.py PHOTOS_DIR VAL_DIR --validation
+builds a *validation* set in the same layout from 6 training photos instead (other crops, other mask seeds):
+masks the model never trained on, on photos it did. Recipe choices are made on it, so that the held-out set
+above only reports.
 """
 
 from __future__ import annotations
@@ -56,15 +61,23 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--train-dir", type=Path, help="also link every photo that is not held out here")
     parser.add_argument("--size", type=int, default=SIZE, help="side of the square crops (default 512)")
+    parser.add_argument(
+        "--validation", action="store_true", help="build the validation set from training photos (see above)"
+    )
     args = parser.parse_args()
     photos = list_images(args.photos)
     held = [p for p in photos if p.stem in HELD_OUT]
     if len(held) != len(HELD_OUT):
         raise SystemExit(f"expected held-out photos {HELD_OUT} in {args.photos}; found {[p.stem for p in held]}")
+    seed: tuple[int, ...] = ()
+    if args.validation:
+        training = [p for p in photos if p.stem not in HELD_OUT]
+        held = training[:: max(1, len(training) // len(HELD_OUT))][: len(HELD_OUT)]  # evenly spaced, by name
+        seed = (1804,)
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     for family in FAMILIES:
         (args.out / "masks" / family).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(2018)
+    rng = np.random.default_rng([2018, *seed])
     n = 0
     for k, photo in enumerate(held):
         image = read_image(photo)[..., :3]
@@ -72,13 +85,13 @@ def main() -> None:
             for f, family in enumerate(FAMILIES):
                 for b, (lo, hi) in enumerate(BINS):
                     stem = f"{photo.stem}_{c}_{family}_bin{b}"
-                    mask_rng = np.random.default_rng([k, c, f, b])
+                    mask_rng = np.random.default_rng([*seed, k, c, f, b])
                     holes = eval_mask(family, args.size, args.size, lo, hi, mask_rng)
                     write_image(args.out / "images" / f"{stem}.png", crop)
                     write_image(args.out / "masks" / family / f"{stem}.png", holes)
                     n += 1
     print(f"wrote {n} image/mask pairs to {args.out}")
-    if args.train_dir:
+    if args.train_dir and not args.validation:
         args.train_dir.mkdir(parents=True, exist_ok=True)
         for p in photos:
             if p.stem not in HELD_OUT and not (args.train_dir / p.name).exists():
