@@ -210,3 +210,28 @@ def test_the_built_in_model_beats_opencv_on_wide_holes(photo_paths: list[Path]) 
     for metric in ("psnr", "ssim"):
         best = max(mean["telea"][metric], mean["ns"][metric])
         assert mean["model"][metric] > best, (metric, mean)
+
+
+def test_scale_probe_variants() -> None:
+    import scale_probe
+    import torch
+
+    from pconv_kit.inpaint import Inpainter
+    from pconv_kit.models import PConvUNet
+
+    torch.manual_seed(0)
+    inpainter = Inpainter(PConvUNet(layer_size=3, base_channels=4).eval(), device="cpu")
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    valid = np.ones((64, 64), bool)
+    valid[10:50, 20:44] = False
+    out = scale_probe.variants(inpainter, image, valid)
+    assert list(out) == list(scale_probe.VARIANTS)
+    full = inpainter(image, valid).astype(np.float32) / 255
+    np.testing.assert_allclose(out["full"], full, atol=1e-6)  # what pconv-kit fill writes
+    for comp in out.values():
+        np.testing.assert_array_equal(comp[valid], image[valid].astype(np.float32) / 255)  # known pixels kept
+    hole = ~valid
+    between = (np.minimum(out["full"], out["half"]) - 1 / 255 <= out["avg"]) & (
+        out["avg"] <= np.maximum(out["full"], out["half"]) + 1 / 255)
+    assert between[hole].all()
+    assert not np.allclose(out["full"][hole], out["half"][hole])
