@@ -101,6 +101,13 @@ def test_average_weights(tmp_path: Path) -> None:
     save_model(PConvUNet(layer_size=3, base_channels=8), tmp_path / "other.safetensors")
     with pytest.raises(SystemExit, match="only one architecture averages"):
         average_weights.average([tmp_path / "0.safetensors", tmp_path / "other.safetensors"])
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    done = subprocess.run(
+        [sys.executable, str(TOOLS / "average_weights.py"), str(tmp_path / "new.safetensors"), str(tmp_path / "0.safetensors"),
+         str(tmp_path / "bad.safetensors")], capture_output=True, text=True,
+    )
+    assert done.returncode == 1 and "bad.safetensors is not a readable safetensors file" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "new.safetensors").exists()
 
 
 @pytest.mark.parametrize("family", eval_masks.FAMILIES)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from pconv_kit.errors import PConvKitError
 from pconv_kit.models import load_model, read_model_config, save_model
 
 
@@ -43,7 +44,10 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("inputs", type=Path, nargs="+")
     args = parser.parse_args()
-    model, steps = average(args.inputs)
+    try:
+        model, steps = average(args.inputs)
+    except PConvKitError as exc:  # unreadable, crafted or missing files: one line, nothing written
+        raise SystemExit(f"average_weights.py: {exc}") from None
     save_model(model, args.out, metadata={"pconv_kit.averaged_steps": ",".join(steps)})
     print(f"wrote the mean of {len(args.inputs)} checkpoints (steps {', '.join(steps)}) to {args.out}")
 
