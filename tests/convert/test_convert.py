@@ -10,6 +10,7 @@ import os
 import pickle
 import warnings
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,37 @@ def bn_eval(x: torch.Tensor, p: dict[str, torch.Tensor], eps: float, axis: int =
     return (x - v["running_mean"]) / torch.sqrt(v["running_var"] + eps) * v["weight"] + v["bias"]
 
 
+def reference_unet(
+    pconv: Callable[[str, torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]],
+    state: dict[str, torch.Tensor], x: torch.Tensor, m: torch.Tensor, layer_size: int, enc: str, dec: str,
+) -> torch.Tensor:
+    """The U-Net walk the reference forwards share around their own partial convolution ``pconv``: blocks named
+    ``enc.format(i)`` / ``dec.format(i)``, BatchNorm where ``state`` has it, ReLU in the encoder, LeakyReLU 0.2 in
+    the decoder but its last block, nearest 2x upsampling and skip concatenation of images and masks."""
+
+    def block(name: str, x: torch.Tensor, m: torch.Tensor, stride: int, act: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+        h, hm = pconv(name, x, m, stride)
+        if f"{name}.bn.weight" in state:
+            h = bn_eval(h, {k: state[f"{name}.bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var")}, 1e-5)
+        if act == "relu":
+            h = F.relu(h)
+        elif act == "leaky":
+            h = F.leaky_relu(h, 0.2)
+        return h, hm
+
+    hs, ms = [x], [m]
+    for i in range(1, layer_size + 1):
+        h, hm = block(enc.format(i), hs[-1], ms[-1], 2, "relu")
+        hs.append(h)
+        ms.append(hm)
+    h, hm = hs[-1], ms[-1]
+    for i in range(layer_size, 0, -1):
+        h, hm = up2(h), up2(hm)
+        h, hm = torch.cat([h, hs[i - 1]], 1), torch.cat([hm, ms[i - 1]], 1)
+        h, hm = block(dec.format(i), h, hm, 1, "leaky" if i > 1 else None)
+    return h
+
+
 def naoto_reference(state: dict[str, torch.Tensor], image: torch.Tensor, mask: torch.Tensor, layer_size: int) -> torch.Tensor:
     """naoto0804's forward: (conv(X*M) - b) / mask_conv(M) + b (C_in-channel masks), ImageNet normalisation."""
     conv = "input_conv" if any("input_conv" in k for k in state) else "conv2d"
@@ -205,28 +237,8 @@ def naoto_reference(state: dict[str, torch.Tensor], image: torch.Tensor, mask: t
         out = out.masked_fill(holes, 0.0)
         return out, (~holes).to(x.dtype)
 
-    def block(name: str, x: torch.Tensor, m: torch.Tensor, stride: int, act: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        h, hm = pconv(name, x, m, stride)
-        if f"{name}.bn.weight" in state:
-            h = bn_eval(h, {k: state[f"{name}.bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var")}, 1e-5)
-        if act == "relu":
-            h = F.relu(h)
-        elif act == "leaky":
-            h = F.leaky_relu(h, 0.2)
-        return h, hm
-
     x = (image - IMAGENET_MEAN) / IMAGENET_STD
-    m = mask.expand_as(image)
-    hs, ms = [x], [m]
-    for i in range(1, layer_size + 1):
-        h, hm = block(f"enc_{i}", hs[-1], ms[-1], 2, "relu")
-        hs.append(h)
-        ms.append(hm)
-    h, hm = hs[-1], ms[-1]
-    for i in range(layer_size, 0, -1):
-        h, hm = up2(h), up2(hm)
-        h, hm = torch.cat([h, hs[i - 1]], 1), torch.cat([hm, ms[i - 1]], 1)
-        h, hm = block(f"dec_{i}", h, hm, 1, "leaky" if i > 1 else None)
+    h = reference_unet(pconv, state, x, mask.expand_as(image), layer_size, "enc_{}", "dec_{}")
     return h * IMAGENET_STD + IMAGENET_MEAN
 
 
@@ -251,29 +263,8 @@ def mmagic_reference(
         bv = b.view(1, -1, 1, 1)
         return ((raw - bv) * ratio + bv) * updated, updated
 
-    def block(name: str, x: torch.Tensor, m: torch.Tensor, stride: int, act: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-        h, hm = pconv(name, x, m, stride)
-        if f"{name}.bn.weight" in s:
-            h = bn_eval(h, {k: s[f"{name}.bn.{k}"] for k in ("weight", "bias", "running_mean", "running_var")}, 1e-5)
-        if act == "relu":
-            h = F.relu(h)
-        elif act == "leaky":
-            h = F.leaky_relu(h, 0.2)
-        return h, hm
-
     img = image.flip(1) if bgr else image  # OpenCV loads BGR
-    x = (img - 0.5) / 0.5
-    m = mask.expand_as(image)
-    hs, ms = [x], [m]
-    for i in range(1, layer_size + 1):
-        h, hm = block(f"encoder.enc{i}", hs[-1], ms[-1], 2, "relu")
-        hs.append(h)
-        ms.append(hm)
-    h, hm = hs[-1], ms[-1]
-    for i in range(layer_size, 0, -1):
-        h, hm = up2(h), up2(hm)
-        h, hm = torch.cat([h, hs[i - 1]], 1), torch.cat([hm, ms[i - 1]], 1)
-        h, hm = block(f"decoder.dec{i}", h, hm, 1, "leaky" if i > 1 else None)
+    h = reference_unet(pconv, s, (img - 0.5) / 0.5, mask.expand_as(image), layer_size, "encoder.enc{}", "decoder.dec{}")
     out = h * 0.5 + 0.5
     return out.flip(1) if bgr else out
 
