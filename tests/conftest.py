@@ -7,6 +7,7 @@ more examples. Select one with ``HYPOTHESIS_PROFILE=dev``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def tolerance(dtype: torch.dtype) -> dict[str, float]:
     }[dtype]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def photo_paths() -> list[Path]:
     """A few natural photos: the bundled examples, else ``../shared/data/photos``; skip if neither exists."""
     for folder in (EXAMPLE_IMAGES, SHARED_PHOTOS):
@@ -65,3 +66,11 @@ def photo_paths() -> list[Path]:
             if paths:
                 return paths
     pytest.skip("no example photos found")
+
+
+def copy_photos(paths: list[Path], dest: Path) -> Path:
+    """Copy ``paths`` into the folder ``dest`` (created) and return it: a training folder of real photos."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        shutil.copy(p, dest / p.name)
+    return dest

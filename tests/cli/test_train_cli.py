@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from pconv_kit.io import write_image, write_mask
 from pconv_kit.models import load_model
 from pconv_kit.train import TrainConfig
 from pconv_kit_cli.main import cli
+from tests.conftest import copy_photos
 
 TINY = ["--size", "32", "--layer-size", "3", "--base-channels", "8", "--batch-size", "2", "--workers", "0",
         "--no-perceptual", "--seed", "1", "--device", "cpu"]
@@ -22,11 +22,7 @@ TINY = ["--size", "32", "--layer-size", "3", "--base-channels", "8", "--batch-si
 
 @pytest.fixture
 def photos(tmp_path: Path, photo_paths: list[Path]) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for p in photo_paths[:4]:
-        shutil.copy(p, folder / p.name)
-    return folder
+    return copy_photos(photo_paths[:4], tmp_path / "photos")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pconv_kit.train import TrainConfig, evaluate, make_grid, resume_config, tra
 from pconv_kit.train.checkpoint import load_training_state, save_training_state, state_dict_digest
 from pconv_kit.train.data import scan_images, split_files
 from pconv_kit.train.display import Reporter
+from tests.conftest import copy_photos
 
 TINY = dict(size=32, layer_size=3, base_channels=8, batch_size=4, workers=0, perceptual=False, seed=11, preset="paper")
 
@@ -57,11 +57,7 @@ class Recorder(Reporter):
 
 @pytest.fixture
 def photos(tmp_path: Path, photo_paths: list[Path]) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for p in photo_paths[:5]:
-        shutil.copy(p, folder / p.name)
-    return folder
+    return copy_photos(photo_paths[:5], tmp_path / "photos")
 
 
 @pytest.fixture(autouse=True)

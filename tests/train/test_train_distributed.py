@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch.distributed as dist
 
 from pconv_kit.models import PConvUNet, load_model
 from pconv_kit.train.checkpoint import load_training_state, state_dict_digest
+from tests.conftest import copy_photos
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,10 +22,7 @@ pytestmark = [
 
 
 def test_two_processes_agree_and_write_one_checkpoint(tmp_path: Path, photo_paths: list[Path]) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in photo_paths[:4]:
-        shutil.copy(p, photos / p.name)
+    photos = copy_photos(photo_paths[:4], tmp_path / "photos")
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", CI="1", PYTHONUNBUFFERED="1", MASTER_ADDR="127.0.0.1")
     cmd = [
@@ -66,10 +63,7 @@ def test_matches_a_single_process_when_there_is_no_batchnorm(tmp_path: Path, pho
 
     from pconv_kit.train import TrainConfig, train
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in photo_paths[:4]:
-        shutil.copy(p, photos / p.name)
+    photos = copy_photos(photo_paths[:4], tmp_path / "photos")
     flags = ["--size", "32", "--layer-size", "1", "--base-channels", "8", "--batch-size", "4", "--workers", "0",
              "--no-perceptual", "--seed", "9", "--device", "cpu", "--steps", "5", "--val-fraction", "0"]
     env = dict(os.environ, OMP_NUM_THREADS="1", CI="1")

@@ -20,6 +20,7 @@ import pytest
 
 from pconv_kit.models import load_model
 from pconv_kit.train.checkpoint import load_training_state, state_dict_digest
+from tests.conftest import copy_photos
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +62,8 @@ def _wait_for_checkpoint(proc: subprocess.Popen[str], out: Path, timeout: float 
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _copy_photos(tmp_path_factory.mktemp("photos"))
+def photos(photo_paths: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_photos(photo_paths[:4], tmp_path_factory.mktemp("photos"))
 
 
 @pytest.fixture(scope="module")
@@ -156,14 +157,3 @@ def test_signal_to_the_process_group_with_workers(photos: Path, reference: Path,
     assert _digest(out) == _digest(reference)  # the worker count does not change the samples
 
 
-def _copy_photos(dest: Path) -> Path:
-    root = Path(__file__).resolve().parents[2]
-    for folder in (root / "examples" / "images", root.parent / "shared" / "data" / "photos"):
-        if folder.is_dir():
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:4]
-            if files:
-                dest.mkdir(parents=True, exist_ok=True)
-                for p in files:
-                    shutil.copy(p, dest / p.name)
-                return dest
-    pytest.skip("no example photos found")
