@@ -173,7 +173,7 @@ def test_mixture_draws_each_family_with_its_weight() -> None:
         assert abs(drawn[family] / 600 - w) < 0.07, (family, drawn)
     # the units of the mask are those of the family that drew it
     kinds = {"wide": "polyline", "blobs": "polygon", "thin": "polyline"}
-    mask = gen()
+    gen()
     assert {u.kind for u in gen.last_units} == {kinds[gen.last_family]}
 
 
