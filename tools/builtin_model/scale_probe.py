@@ -1,7 +1,7 @@
 """A measurement behind the model card's "what was tried": does a second pass at half resolution help in wide holes?
 
 For every pair of an evaluation-set layout (make_eval_set.py) in the given families, the model fills the hole
-at full resolution and at half resolution (area-downscaled image, a pixel valid only if all four under it are;
+at full resolution and at half resolution (`inpaint`'s "resize" strategy: area-downscaled image, a pixel valid only if all four under it are;
 the fill upscaled bicubically), and the composite of each variant is scored with pconv-kit eval's metrics:
 
     full      the full-resolution fill (what pconv-kit fill does)
@@ -28,7 +28,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pconv_kit.evaluate import score
 from pconv_kit.inpaint import Inpainter
@@ -42,13 +41,13 @@ def variants(inpainter: Inpainter, image: np.ndarray, valid: np.ndarray) -> dict
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     v = torch.from_numpy(valid)[None, None].float()
     full = inpainter.predict_tensor(x, v)
-    small = F.interpolate(x, scale_factor=0.5, mode="area")
-    small_valid = (F.interpolate(v, scale_factor=0.5, mode="area") >= 1 - 1e-6).float()
-    half = F.interpolate(inpainter.predict_tensor(small, small_valid), size=x.shape[-2:], mode="bicubic")
+    # inpaint's "resize" strategy at a quarter of the pixels: the half-resolution pass, upscaled
+    halver = Inpainter(inpainter.model, strategy="resize", max_full_pixels=valid.size // 4)
+    half = halver.predict_tensor(x, v)
     depth = torch.from_numpy(cv2.distanceTransform((~valid).astype(np.uint8), cv2.DIST_L2, 5))[None, None]
     weight = (depth / 32).clamp(0, 1)
-    preds = {"full": full, "half": half.clamp(0, 1), "avg": (full + half.clamp(0, 1)) / 2}
-    preds["blend32"] = full * (1 - weight) + preds["half"] * weight
+    preds = {"full": full, "half": half, "avg": (full + half) / 2}
+    preds["blend32"] = full * (1 - weight) + half * weight
     out = {}
     for name, pred in preds.items():
         comp = (x * v + pred * (1 - v))[0].permute(1, 2, 0).numpy()
