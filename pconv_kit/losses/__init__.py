@@ -22,7 +22,8 @@ from pconv_kit.utils.lazy import lazy_attributes
 _EXPORTS = {
     "DEFAULT_WEIGHTS": "pconv_kit.losses.weights",
     **dict.fromkeys(
-        ("InpaintingLoss", "composite", "dilated_hole_region", "gram_matrix", "hole_loss", "inpainting_loss",
+        ("InpaintingLoss", "composite", "dilated_hole_region", "gram_matrix", "hole_loss", "hole_mse_loss",
+         "inpainting_loss",
          "perceptual_loss", "ssim_loss", "style_loss", "total_variation_loss", "valid_loss"),
         "pconv_kit.losses.inpainting",
     ),
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers, IDEs and t
         dilated_hole_region,
         gram_matrix,
         hole_loss,
+        hole_mse_loss,
         inpainting_loss,
         perceptual_loss,
         ssim_loss,
@@ -68,6 +70,7 @@ __all__ = [
     "dilated_hole_region",
     "gram_matrix",
     "hole_loss",
+    "hole_mse_loss",
     "inpainting_loss",
     "load_vgg16_state_dict",
     "perceptual_loss",

@@ -16,12 +16,15 @@ Every term is computed per image and averaged over the batch::
 where ``P`` is the hole region dilated by one pixel (3x3 square structuring element, with
 :func:`kornia.morphology.dilation`).
 
-One optional term is not in the paper (weight 0 by default, so the paper's total is unchanged)::
+Two optional terms are not in the paper (weight 0 by default, so the paper's total is unchanged)::
 
     L_ssim       = 1 - mean SSIM(I_comp, I_gt)   (kornia.metrics.ssim, Gaussian window 11, sigma 1.5)
+    L_hole_mse   = |(1 - M) * (I_out - I_gt)|_2^2 / N
 
-It is the structural-similarity score that ``pconv-kit eval`` reports, made a loss: it rewards fills whose
+``L_ssim`` is the structural-similarity score that ``pconv-kit eval`` reports, made a loss: it rewards fills whose
 local mean, contrast and correlation with the ground truth match, which L1 weighs only indirectly.
+``L_hole_mse`` is the squared error in the holes: where L1 pulls an uncertain fill towards the median of what the
+hole may hide, it pulls towards the mean, the fill with the highest PSNR.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pconv_kit.losses.terms import (
     dilated_hole_region,
     gram_matrix,
     hole_loss,
+    hole_mse_loss,
     perceptual_loss,
     ssim_loss,
     style_loss,
@@ -54,6 +58,7 @@ __all__ = [
     "dilated_hole_region",
     "gram_matrix",
     "hole_loss",
+    "hole_mse_loss",
     "inpainting_loss",
     "perceptual_loss",
     "ssim_loss",
@@ -115,6 +120,7 @@ def inpainting_loss(
     style: float = DEFAULT_WEIGHTS["style"],
     tv: float = DEFAULT_WEIGHTS["tv"],
     ssim: float = DEFAULT_WEIGHTS["ssim"],
+    hole_mse: float = DEFAULT_WEIGHTS["hole_mse"],
 ) -> dict[str, torch.Tensor]:
     """All terms of the paper's loss and their weighted sum.
 
@@ -131,15 +137,17 @@ def inpainting_loss(
         valid, hole, perceptual, style, tv: term weights (``style`` applies to ``style_out`` and
             ``style_comp``); the defaults are the paper's, :data:`~pconv_kit.losses.weights.DEFAULT_WEIGHTS`.
         ssim: weight of :func:`ssim_loss` of the composite (not in the paper; 0 leaves it out).
+        hole_mse: weight of :func:`hole_mse_loss` (not in the paper; 0 leaves it out).
 
     Each term is the public function of that name (:func:`valid_loss`, :func:`hole_loss`,
     :func:`perceptual_loss`, :func:`style_loss` for ``style_out`` and ``style_comp``,
-    :func:`total_variation_loss` and :func:`ssim_loss` of :func:`composite`), so ``total`` is their weighted sum.
+    :func:`total_variation_loss` and :func:`ssim_loss` of :func:`composite`, :func:`hole_mse_loss`), so ``total``
+    is their weighted sum.
 
     Returns:
         Dict of scalar tensors: ``valid``, ``hole``, ``tv``; with a feature extractor ``perceptual``,
-        ``style_out``, ``style_comp``; with ``ssim > 0`` ``ssim`` (all unweighted); and ``total`` (the
-        weighted sum).
+        ``style_out``, ``style_comp``; with ``ssim > 0`` ``ssim``; with ``hole_mse > 0`` ``hole_mse`` (all
+        unweighted); and ``total`` (the weighted sum).
 
     Raises:
         ShapeError / InputValueError: mismatched shapes, devices or dtypes, mask values outside ``[0, 1]``,
@@ -154,7 +162,8 @@ def inpainting_loss(
     """
     _check_triplet(output, target, mask)
     w = _check_weights(
-        {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim}
+        {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim,
+         "hole_mse": hole_mse}
     )
     comp = composite(output, target, mask)
     terms: dict[str, torch.Tensor] = {
@@ -171,6 +180,9 @@ def inpainting_loss(
     if w["ssim"] > 0:
         terms["ssim"] = ssim_loss(comp, target)
         total = total + w["ssim"] * terms["ssim"]
+    if w["hole_mse"] > 0:
+        terms["hole_mse"] = hole_mse_loss(output, target, mask)
+        total = total + w["hole_mse"] * terms["hole_mse"]
     if feature_extractor is not None:
         total = (
             total
@@ -193,14 +205,15 @@ class InpaintingLoss(nn.Module):
         style: weight of ``L_style_out`` and of ``L_style_comp`` (paper: 120).
         tv: weight of ``L_tv`` (paper: 0.1).
         ssim: weight of ``L_ssim`` of the composite (not in the paper: 0, left out).
+        hole_mse: weight of ``L_hole_mse``, the squared error in the holes (not in the paper: 0, left out).
 
     The defaults come from :data:`~pconv_kit.losses.weights.DEFAULT_WEIGHTS`.
 
     Shape:
         - output, target: ``(B, C, H, W)``; mask: ``(B, 1, H, W)`` or ``(B, C, H, W)`` (1 = valid).
         - Returns: dict of scalar tensors, keys ``valid``, ``hole``, ``tv`` (+ ``perceptual``,
-          ``style_out``, ``style_comp`` with a feature extractor, + ``ssim`` when its weight is > 0) and
-          ``total``.
+          ``style_out``, ``style_comp`` with a feature extractor, + ``ssim`` and ``hole_mse`` when their
+          weights are > 0) and ``total``.
 
     Example:
         >>> from pconv_kit.losses import VGG16Features
@@ -223,6 +236,7 @@ class InpaintingLoss(nn.Module):
         style: float = DEFAULT_WEIGHTS["style"],
         tv: float = DEFAULT_WEIGHTS["tv"],
         ssim: float = DEFAULT_WEIGHTS["ssim"],
+        hole_mse: float = DEFAULT_WEIGHTS["hole_mse"],
     ) -> None:
         super().__init__()
         if feature_extractor is not None and not isinstance(feature_extractor, nn.Module):
@@ -231,7 +245,8 @@ class InpaintingLoss(nn.Module):
             )
         self.feature_extractor = feature_extractor
         self.weights = _check_weights(
-            {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim}
+            {"valid": valid, "hole": hole, "perceptual": perceptual, "style": style, "tv": tv, "ssim": ssim,
+             "hole_mse": hole_mse}
         )
 
     def extra_repr(self) -> str:

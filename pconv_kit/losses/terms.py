@@ -19,6 +19,7 @@ __all__ = [
     "dilated_hole_region",
     "gram_matrix",
     "hole_loss",
+    "hole_mse_loss",
     "perceptual_loss",
     "ssim_loss",
     "style_loss",
@@ -101,6 +102,29 @@ def hole_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
     """
     _check_triplet(output, target, mask)
     return ((1 - mask) * (output - target)).abs().mean()
+
+
+def hole_mse_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``L_hole_mse``: squared error over the hole pixels, divided by ``C*H*W`` and averaged over the batch.
+
+    Not in the paper. Where the L1 of :func:`hole_loss` pulls a fill towards the median of what a hole may hide,
+    the squared error pulls it towards the mean, the fill with the highest PSNR.
+
+    Args:
+        output: ``(B, C, H, W)``.
+        target: ``(B, C, H, W)``.
+        mask: ``(B, 1|C, H, W)``, 1 = valid, 0 = hole.
+
+    Returns:
+        Scalar tensor.
+
+    Example:
+        >>> m = torch.tensor([[[[1.0, 0.0]]]])
+        >>> hole_mse_loss(torch.tensor([[[[1.0, 3.0]]]]), torch.zeros(1, 1, 1, 2), m)
+        tensor(4.5000)
+    """
+    _check_triplet(output, target, mask)
+    return ((1 - mask) * (output - target)).square().mean()
 
 
 def dilated_hole_region(mask: torch.Tensor) -> torch.Tensor:

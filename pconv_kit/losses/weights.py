@@ -25,10 +25,11 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "style": 120.0,
         "tv": 0.1,
         "ssim": 0.0,
+        "hole_mse": 0.0,
     }
 )
-"""The paper's weights (eq. 8), read-only. ``style`` multiplies both ``style_out`` and ``style_comp``; ``ssim``
-(not in the paper) is off."""
+"""The paper's weights (eq. 8), read-only. ``style`` multiplies both ``style_out`` and ``style_comp``; ``ssim`` and
+``hole_mse`` (not in the paper) are off."""
 
 WEIGHT_NAMES: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
 """The weight names, in the order of :data:`DEFAULT_WEIGHTS`: the keyword arguments of the loss."""

@@ -194,6 +194,7 @@ def _criterion(cfg: TrainConfig, feature_extractor: nn.Module | None) -> nn.Modu
         style=cfg.loss_style,
         tv=cfg.loss_tv,
         ssim=cfg.loss_ssim,
+        hole_mse=cfg.loss_hole_mse,
     )
 
 

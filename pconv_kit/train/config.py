@@ -159,6 +159,9 @@ class TrainConfig:
     loss_ssim: float | None = _f(
         None, "Weight of 1 - SSIM of the composite (not in the paper; 0 = off; default: the preset's, 0 or 10).", min=0.0
     )
+    loss_hole_mse: float = _f(
+        _LOSS_WEIGHTS["hole_mse"], "Weight of the squared error in the holes (not in the paper; 0 = off).", min=0.0
+    )
     # ---------------------------------------------------------------- optimisation
     steps: int = _f(100_000, "Train until this step (a resumed run may raise it to go further).", min=1, group="optimisation")
     batch_size: int = _f(6, "Global batch size (split over torchrun processes).", min=1)

@@ -23,6 +23,7 @@ from pconv_kit.losses import (
     dilated_hole_region,
     gram_matrix,
     hole_loss,
+    hole_mse_loss,
     inpainting_loss,
     perceptual_loss,
     ssim_loss,
@@ -38,6 +39,20 @@ from pconv_kit.losses import (
 
 def _expand(mask: np.ndarray, c: int) -> np.ndarray:
     return np.repeat(mask, c, axis=1) if mask.shape[1] == 1 else mask
+
+
+def ref_hole_mse(out: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    b, c, h, w = out.shape
+    m = _expand(mask, c)
+    per_image = []
+    for n in range(b):
+        s = 0.0
+        for k in range(c):
+            for i in range(h):
+                for j in range(w):
+                    s += ((1 - m[n, k, i, j]) * (out[n, k, i, j] - gt[n, k, i, j])) ** 2
+        per_image.append(s / (c * h * w))
+    return sum(per_image) / b
 
 
 def ref_pixel(out: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
@@ -178,6 +193,8 @@ def test_pixel_terms_match_reference(b, c, h, w, per_channel, soft, seed):
     ref_valid, ref_hole = ref_pixel(_np(out), _np(gt), _np(mask))
     assert float(valid_loss(out, gt, mask)) == pytest.approx(ref_valid, rel=1e-12, abs=1e-14)
     assert float(hole_loss(out, gt, mask)) == pytest.approx(ref_hole, rel=1e-12, abs=1e-14)
+    ref_mse = ref_hole_mse(_np(out), _np(gt), _np(mask))
+    assert float(hole_mse_loss(out, gt, mask)) == pytest.approx(ref_mse, rel=1e-12, abs=1e-14)
     np.testing.assert_allclose(_np(composite(out, gt, mask)), ref_comp(_np(out), _np(gt), _np(mask)), atol=1e-14)
     np.testing.assert_allclose(_np(dilated_hole_region(mask)), ref_region(_np(mask)), atol=1e-14)
     comp = composite(out, gt, mask)
@@ -187,6 +204,9 @@ def test_pixel_terms_match_reference(b, c, h, w, per_channel, soft, seed):
     terms = inpainting_loss(out, gt, mask)
     assert float(terms["valid"]) == pytest.approx(ref_valid, rel=1e-12, abs=1e-14)
     assert float(terms["hole"]) == pytest.approx(ref_hole, rel=1e-12, abs=1e-14)
+    assert "hole_mse" not in terms  # off by default: the paper's loss
+    terms = inpainting_loss(out, gt, mask, hole_mse=1.0)
+    assert float(terms["hole_mse"]) == pytest.approx(ref_mse, rel=1e-12, abs=1e-14)
 
 
 def test_gram_matrix_matches_reference():
@@ -323,7 +343,8 @@ def test_no_hole_means_zero_hole_and_tv():
 
 
 def test_default_weights_are_the_papers():
-    assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1, "ssim": 0.0}
+    assert DEFAULT_WEIGHTS == {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1, "ssim": 0.0,
+                               "hole_mse": 0.0}
     assert InpaintingLoss().weights == DEFAULT_WEIGHTS
 
 
@@ -334,6 +355,7 @@ def test_default_weights_are_the_papers():
         {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0},
         {"style": 0.0, "hole": 0.0},
         {"ssim": 2.5, "tv": 0.0},
+        {"hole_mse": 40.0, "hole": 0.0},
     ],
 )
 def test_total_is_weighted_sum(weights):
@@ -341,6 +363,7 @@ def test_total_is_weighted_sum(weights):
     terms = InpaintingLoss(TinyFeatures().double(), **weights)(out, gt, mask)
     w = {**DEFAULT_WEIGHTS, **weights}
     assert ("ssim" in terms) == (w["ssim"] > 0)  # the SSIM term is only computed when it is used
+    assert ("hole_mse" in terms) == (w["hole_mse"] > 0)
     expected = (
         w["valid"] * terms["valid"]
         + w["hole"] * terms["hole"]
@@ -348,13 +371,15 @@ def test_total_is_weighted_sum(weights):
         + w["style"] * (terms["style_out"] + terms["style_comp"])
         + w["tv"] * terms["tv"]
         + w["ssim"] * terms.get("ssim", 0.0)
+        + w["hole_mse"] * terms.get("hole_mse", 0.0)
     )
     torch.testing.assert_close(terms["total"], expected)
 
 
 
 @pytest.mark.parametrize("with_features", [True, False])
-@pytest.mark.parametrize("weights", [{}, {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0, "ssim": 1.5}])
+@pytest.mark.parametrize("weights", [{}, {"valid": 2.0, "hole": 0.5, "perceptual": 3.0, "style": 7.0, "tv": 11.0, "ssim": 1.5,
+                                                "hole_mse": 9.0}])
 def test_total_is_the_weighted_sum_of_the_public_term_functions(with_features, weights):
     # each term computed on its own by the public function of that name, then weighted by hand
     out, gt, mask = _sample(2, 3, 12, 12, seed=21)
@@ -371,6 +396,9 @@ def test_total_is_the_weighted_sum_of_the_public_term_functions(with_features, w
     if w["ssim"] > 0:
         expected["ssim"] = ssim_loss(comp, gt)
         total = total + w["ssim"] * expected["ssim"]
+    if w["hole_mse"] > 0:
+        expected["hole_mse"] = hole_mse_loss(out, gt, mask)
+        total = total + w["hole_mse"] * expected["hole_mse"]
     if features is not None:
         f_out, f_comp, f_gt = features(out), features(comp), features(gt)
         expected["perceptual"] = perceptual_loss(f_out, f_comp, f_gt)
@@ -395,8 +423,8 @@ def test_the_default_weights_have_one_source():
         defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items() if k in SOURCE}
         assert defaults == dict(SOURCE), fn
     cfg = TrainConfig()
-    assert {k: getattr(cfg, f"loss_{k}") for k in ("valid", "hole", "perceptual", "style")} == {
-        k: SOURCE[k] for k in ("valid", "hole", "perceptual", "style")
+    assert {k: getattr(cfg, f"loss_{k}") for k in ("valid", "hole", "perceptual", "style", "hole_mse")} == {
+        k: SOURCE[k] for k in ("valid", "hole", "perceptual", "style", "hole_mse")
     }
     assert (PRESETS["paper"]["loss_tv"], PRESETS["paper"]["loss_ssim"]) == (SOURCE["tv"], SOURCE["ssim"])
     with pytest.raises(TypeError):
@@ -577,3 +605,26 @@ def test_input_errors():
         style_loss([torch.zeros(1, 2, 3, 3)], [torch.zeros(1, 2, 4, 4)])
     with pytest.raises(InputValueError, match="feature maps"):
         perceptual_loss([torch.zeros(1, 2, 3, 3)], [], [torch.zeros(1, 2, 3, 3)])
+
+
+def test_hole_mse_loss_moves_only_hole_pixels_towards_the_mean():
+    # gradcheck in float64; the gradient is zero on valid pixels and 2 (out - gt) / N in the holes
+    out, gt, mask = _sample(2, 3, 6, 6, seed=5)
+    out.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: hole_mse_loss(x, gt, mask), (out,))
+    hole_mse_loss(out, gt, mask).backward()
+    hole = (1 - mask).expand_as(out)
+    torch.testing.assert_close(out.grad, 2 * hole**2 * (out - gt).detach() / (2 * 3 * 6 * 6))
+    assert float(out.grad[hole == 0].abs().max()) == 0.0
+    # a constant fill of a hole whose truth is {0, 1} in equal parts: L1 is flat between 0 and 1, the squared
+    # error is lowest at the mean, 0.5 (the PSNR-optimal fill)
+    target = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64).view(1, 1, 2, 2)
+    holes = torch.zeros_like(target)
+    fills = torch.linspace(0, 1, 11, dtype=torch.float64)
+    mse = [float(hole_mse_loss(torch.full_like(target, v), target, holes)) for v in fills]
+    l1 = [float(hole_loss(torch.full_like(target, v), target, holes)) for v in fills]
+    assert fills[int(np.argmin(mse))] == 0.5 and max(l1) - min(l1) < 1e-12
+    with pytest.raises(InputValueError, match="'hole_mse' must be finite and >= 0"):
+        InpaintingLoss(hole_mse=-1.0)
+    with pytest.raises(ShapeError):
+        hole_mse_loss(out.detach(), gt[..., :4], mask)

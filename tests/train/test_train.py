@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import re
@@ -171,19 +173,19 @@ def test_perceptual_path_with_an_untrained_vgg(tmp_path: Path, photos: Path) -> 
               feature_extractor=VGG16Features(pretrained=False), reporter="none")
 
 
-def test_ssim_term(tmp_path: Path, photos: Path) -> None:
+@pytest.mark.parametrize(("key", "term", "upper"), [("loss_ssim", "ssim", 2.0), ("loss_hole_mse", "hole_mse", 1.0)])
+def test_optional_loss_terms(tmp_path: Path, photos: Path, key: str, term: str, upper: float) -> None:
+    # a term not in the paper, weighted 2: logged unweighted, added to the total, kept in config.toml
     rec = Recorder()
-    cfg = TrainConfig(
-        images=str(photos), out=str(tmp_path / "run"), steps=2, log_every=1, val_every=2, loss_ssim=2.0, **TINY
-    )
-    train(cfg, reporter=rec)
+    cfg = TrainConfig(images=str(photos), out=str(tmp_path / "run"), steps=2, log_every=1, val_every=2, **TINY)
+    train(dataclasses.replace(cfg, **{key: 2.0}), reporter=rec)
     for r in rec.train:
-        assert 0 < r["ssim"] <= 2
-        expected = r["valid"] + 6 * r["hole"] + 0.1 * r["tv"] + 2.0 * r["ssim"]
+        assert 0 < r[term] <= upper
+        expected = r["valid"] + 6 * r["hole"] + 0.1 * r["tv"] + 2.0 * r[term]
         assert r["total"] == pytest.approx(expected, rel=1e-5)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert all("ssim" in x for x in lines if x["split"] == "train")
-    assert TrainConfig.from_toml(tmp_path / "run" / "config.toml").loss_ssim == 2.0
+    assert all(term in x for x in lines if x["split"] == "train")
+    assert getattr(TrainConfig.from_toml(tmp_path / "run" / "config.toml"), key) == 2.0
 
 
 def test_finetune_stage(tmp_path: Path, photos: Path) -> None:
