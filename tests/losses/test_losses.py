@@ -41,35 +41,24 @@ def _expand(mask: np.ndarray, c: int) -> np.ndarray:
     return np.repeat(mask, c, axis=1) if mask.shape[1] == 1 else mask
 
 
-def ref_hole_mse(out: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+def ref_pixel(out: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
+    """L_valid, L_hole and L_hole_mse, pixel by pixel."""
     b, c, h, w = out.shape
     m = _expand(mask, c)
-    per_image = []
+    valid, hole, hole_mse = [], [], []
     for n in range(b):
-        s = 0.0
-        for k in range(c):
-            for i in range(h):
-                for j in range(w):
-                    s += ((1 - m[n, k, i, j]) * (out[n, k, i, j] - gt[n, k, i, j])) ** 2
-        per_image.append(s / (c * h * w))
-    return sum(per_image) / b
-
-
-def ref_pixel(out: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    b, c, h, w = out.shape
-    m = _expand(mask, c)
-    valid, hole = [], []
-    for n in range(b):
-        sv = sh = 0.0
+        sv = sh = sq = 0.0
         for k in range(c):
             for i in range(h):
                 for j in range(w):
                     d = abs(out[n, k, i, j] - gt[n, k, i, j])
                     sv += m[n, k, i, j] * d
                     sh += (1 - m[n, k, i, j]) * d
+                    sq += ((1 - m[n, k, i, j]) * d) ** 2
         valid.append(sv / (c * h * w))
         hole.append(sh / (c * h * w))
-    return float(np.mean(valid)), float(np.mean(hole))
+        hole_mse.append(sq / (c * h * w))
+    return float(np.mean(valid)), float(np.mean(hole)), float(np.mean(hole_mse))
 
 
 def ref_region(mask: np.ndarray) -> np.ndarray:
@@ -190,10 +179,9 @@ def test_pixel_terms_match_reference(b, c, h, w, per_channel, soft, seed):
     out, gt, mask = _sample(b, c, h, w, c if per_channel else 1, seed)
     if soft:  # non-binary masks in [0, 1] are allowed
         mask = torch.rand(mask.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
-    ref_valid, ref_hole = ref_pixel(_np(out), _np(gt), _np(mask))
+    ref_valid, ref_hole, ref_mse = ref_pixel(_np(out), _np(gt), _np(mask))
     assert float(valid_loss(out, gt, mask)) == pytest.approx(ref_valid, rel=1e-12, abs=1e-14)
     assert float(hole_loss(out, gt, mask)) == pytest.approx(ref_hole, rel=1e-12, abs=1e-14)
-    ref_mse = ref_hole_mse(_np(out), _np(gt), _np(mask))
     assert float(hole_mse_loss(out, gt, mask)) == pytest.approx(ref_mse, rel=1e-12, abs=1e-14)
     np.testing.assert_allclose(_np(composite(out, gt, mask)), ref_comp(_np(out), _np(gt), _np(mask)), atol=1e-14)
     np.testing.assert_allclose(_np(dilated_hole_region(mask)), ref_region(_np(mask)), atol=1e-14)
