@@ -14,7 +14,7 @@ from typing import IO, Any
 
 __all__ = ["Reporter", "PlainReporter", "RichReporter", "NullReporter", "make_reporter", "format_terms"]
 
-_TERM_ORDER = ("total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv", "ssim")
+_TERM_ORDER = ("total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv", "ssim", "hole_mse")
 
 
 def format_terms(record: dict[str, Any]) -> str:

@@ -120,3 +120,20 @@ def test_metric_window_averages_the_steps_and_times_them_without_excluded_time()
     w.add({"total": torch.tensor(4.0, dtype=torch.bfloat16)})
     assert w.means() == {"total": 4.0} and w.sums["total"].dtype == torch.float32
     assert w.rate(105.0) == pytest.approx(1 / 1e-9)
+
+
+def test_the_console_line_shows_every_term_the_loss_can_return() -> None:
+    from pconv_kit.losses import inpainting_loss
+    from pconv_kit.losses.weights import WEIGHT_NAMES
+    from pconv_kit.train.display import format_terms
+
+    torch.manual_seed(0)
+    out, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    mask = (torch.rand(1, 1, 16, 16) > 0.5).float()
+    weights = {name: 1.0 for name in WEIGHT_NAMES}  # every term on
+    terms = inpainting_loss(out, gt, mask, lambda x: [x], **weights)
+    record = {"step": 1, "lr": 1e-4, "grad_norm": 2.0, **{k: float(v) for k, v in terms.items()}}
+    line = format_terms(record)
+    shown = {field for i, field in enumerate(line.split()) if i % 2 == 0}
+    assert shown == set(terms)
+    assert line.startswith("total ")
