@@ -8,6 +8,7 @@ variables everything runs in one process and every helper here is a no-op.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -170,6 +171,12 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+    # DistributedDataParallel imports torch._dynamo on first use; imported while a process group exists, it
+    # keeps that group alive for good (PyTorch 2.13), so destroy_process_group leaves the group's Gloo threads
+    # running until the interpreter exits, where a process can abort ("terminate called without an active
+    # exception") after a run that succeeded. Imported before the group exists, it holds nothing.
+    importlib.import_module("torch._dynamo")
+
     kwargs: dict[str, Any] = {"backend": backend, "timeout": timedelta(seconds=timeout_s)}
     if dev.type == "cuda":
         kwargs["device_id"] = dev

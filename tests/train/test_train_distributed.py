@@ -88,3 +88,34 @@ def test_matches_a_single_process_when_there_is_no_batchnorm(tmp_path: Path, pho
     assert not torch.allclose(init["head.weight"], a["head.weight"], atol=1e-4)
     moved = json.loads((tmp_path / "ddp" / "summary.json").read_text())["train_metrics"]
     assert moved["step"] == 5 and moved["grad_norm"] > 0
+
+
+_LEAVES_NO_THREADS = """
+import json, os, sys
+from pathlib import Path
+from pconv_kit.train import TrainConfig, train
+
+cfg = TrainConfig(images=sys.argv[1], out=sys.argv[2], size=32, layer_size=1, base_channels=8, batch_size=4,
+                  workers=0, perceptual=False, seed=3, device="cpu", steps=2, val_fraction=0.0)
+train(cfg, reporter="none")
+threads = sorted(p.read_text().strip() for p in Path("/proc/self/task").glob("*/comm"))
+print("THREADS " + json.dumps({"rank": int(os.environ["RANK"]), "threads": threads}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc (Linux)")
+def test_the_process_group_is_gone_when_train_returns(tmp_path: Path, photo_paths: list[Path]) -> None:
+    """After ``train`` no Gloo thread is left running: one left until exit could abort the process there."""
+    photos = copy_photos(photo_paths[:4], tmp_path / "photos")
+    script = tmp_path / "leaves_no_threads.py"
+    script.write_text(_LEAVES_NO_THREADS, encoding="utf-8")
+    env = dict(os.environ, OMP_NUM_THREADS="1", CI="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", str(script),
+           str(photos), str(tmp_path / "run")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    reports = [json.loads(line.split("THREADS ", 1)[1]) for line in done.stdout.splitlines() if "THREADS " in line]
+    assert sorted(r["rank"] for r in reports) == [0, 1], log
+    for report in reports:
+        assert not [t for t in report["threads"] if "gloo" in t], report
