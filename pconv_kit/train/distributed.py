@@ -142,7 +142,9 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     """Join the process group that ``torchrun`` describes (if any) and pick this process's device.
 
     Reuses a process group that the caller already initialised. NCCL is used for CUDA devices, Gloo for
-    the CPU.
+    the CPU. A caller that creates the group itself should ``import torch._dynamo`` first: imported later
+    (DistributedDataParallel does on first use), it keeps the group alive after ``destroy_process_group``
+    (PyTorch 2.13), and the group's threads can then abort the process at exit.
 
     Args:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
