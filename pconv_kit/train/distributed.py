@@ -142,9 +142,11 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     """Join the process group that ``torchrun`` describes (if any) and pick this process's device.
 
     Reuses a process group that the caller already initialised. NCCL is used for CUDA devices, Gloo for
-    the CPU. A caller that creates the group itself should ``import torch._dynamo`` first: imported later
-    (DistributedDataParallel does on first use), it keeps the group alive after ``destroy_process_group``
-    (PyTorch 2.13), and the group's threads can then abort the process at exit.
+    the CPU. ``torch._dynamo`` is imported before the group is created: imported while a group exists
+    (DistributedDataParallel does on first use), it keeps that group alive after ``destroy_process_group``
+    (PyTorch 2.13), and the group's Gloo threads then run until the interpreter exits, where the process can
+    abort ("terminate called without an active exception") after a run that succeeded. A caller that creates
+    the group itself should import it first too.
 
     Args:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -173,11 +175,7 @@ def setup(device: str = "auto", timeout_s: float = 1800.0) -> DistContext:
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    # DistributedDataParallel imports torch._dynamo on first use; imported while a process group exists, it
-    # keeps that group alive for good (PyTorch 2.13), so destroy_process_group leaves the group's Gloo threads
-    # running until the interpreter exits, where a process can abort ("terminate called without an active
-    # exception") after a run that succeeded. Imported before the group exists, it holds nothing.
-    importlib.import_module("torch._dynamo")
+    importlib.import_module("torch._dynamo")  # before the group exists: see the docstring
 
     kwargs: dict[str, Any] = {"backend": backend, "timeout": timedelta(seconds=timeout_s)}
     if dev.type == "cuda":
