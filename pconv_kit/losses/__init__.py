@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pconv_kit.utils.lazy import lazy_attributes
 
 _EXPORTS = {
-    "DEFAULT_WEIGHTS": "pconv_kit.losses.weights",
+    **dict.fromkeys(("DEFAULT_WEIGHTS", "TERM_NAMES"), "pconv_kit.losses.weights"),
     **dict.fromkeys(
         ("InpaintingLoss", "composite", "dilated_hole_region", "gram_matrix", "hole_loss", "hole_mse_loss",
          "inpainting_loss",
@@ -58,11 +58,12 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers, IDEs and t
         resolve_vgg16_weights,
         vgg16_expected_shapes,
     )
-    from pconv_kit.losses.weights import DEFAULT_WEIGHTS
+    from pconv_kit.losses.weights import DEFAULT_WEIGHTS, TERM_NAMES
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "InpaintingLoss",
+    "TERM_NAMES",
     "VGG16Features",
     "VGG16_URL",
     "WEIGHTS_ENV",

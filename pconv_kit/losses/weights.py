@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_WEIGHTS", "WEIGHT_NAMES"]
+__all__ = ["DEFAULT_WEIGHTS", "TERM_NAMES", "WEIGHT_NAMES"]
 
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
@@ -33,3 +33,14 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
 
 WEIGHT_NAMES: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
 """The weight names, in the order of :data:`DEFAULT_WEIGHTS`: the keyword arguments of the loss."""
+
+TERM_NAMES: tuple[str, ...] = ("total",) + tuple(
+    term for name in WEIGHT_NAMES for term in (("style_out", "style_comp") if name == "style" else (name,))
+)
+"""The keys :func:`~pconv_kit.losses.inpainting_loss` can return, in display order: ``total``, then one term per
+weight (``style`` weighs two terms, ``style_out`` and ``style_comp``).
+
+Example:
+    >>> TERM_NAMES[:4], TERM_NAMES[-2:]
+    (('total', 'valid', 'hole', 'perceptual'), ('ssim', 'hole_mse'))
+"""

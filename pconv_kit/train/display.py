@@ -12,14 +12,14 @@ import sys
 import time
 from typing import IO, Any
 
-__all__ = ["Reporter", "PlainReporter", "RichReporter", "NullReporter", "make_reporter", "format_terms"]
+from pconv_kit.losses.weights import TERM_NAMES
 
-_TERM_ORDER = ("total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv", "ssim", "hole_mse")
+__all__ = ["Reporter", "PlainReporter", "RichReporter", "NullReporter", "make_reporter", "format_terms"]
 
 
 def format_terms(record: dict[str, Any]) -> str:
     """``"total 1.234 valid 0.0123 ..."`` for the loss terms present in ``record``."""
-    return "  ".join(f"{k} {record[k]:.4g}" for k in _TERM_ORDER if k in record)
+    return "  ".join(f"{k} {record[k]:.4g}" for k in TERM_NAMES if k in record)
 
 
 def _eta(seconds: float) -> str:

@@ -124,7 +124,7 @@ def test_metric_window_averages_the_steps_and_times_them_without_excluded_time()
 
 def test_the_console_line_shows_every_term_the_loss_can_return() -> None:
     from pconv_kit.losses import inpainting_loss
-    from pconv_kit.losses.weights import WEIGHT_NAMES
+    from pconv_kit.losses.weights import TERM_NAMES, WEIGHT_NAMES
     from pconv_kit.train.display import format_terms
 
     torch.manual_seed(0)
@@ -135,5 +135,5 @@ def test_the_console_line_shows_every_term_the_loss_can_return() -> None:
     record = {"step": 1, "lr": 1e-4, "grad_norm": 2.0, **{k: float(v) for k, v in terms.items()}}
     line = format_terms(record)
     shown = {field for i, field in enumerate(line.split()) if i % 2 == 0}
-    assert shown == set(terms)
+    assert shown == set(terms) == set(TERM_NAMES)
     assert line.startswith("total ")
